@@ -1,0 +1,33 @@
+"""Build the compiled core: the same .py modules, cythonized (pure-Python mode)."""
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+COMPILED_MODULES = ["pyslub.page_alloc", "pyslub.slab", "pyslub.bulk"]
+
+extensions = [
+    Extension(
+        name,
+        [f"src/{name.replace('.', '/')}.py"],
+        include_dirs=[numpy.get_include(), "src/pyslub"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O2", "-mcx16"],
+    )
+    for name in COMPILED_MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        build_dir="build/cython",          # generated .c files stay out of the package
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,           # every index is checked by the algorithms
+            "wraparound": False,
+            "embedsignature": True,
+            "auto_pickle": False,          # a cache is bound to its arena: not picklable
+            "initializedcheck": False,     # memoryviews are set in __cinit__, always
+        },
+    ),
+)
