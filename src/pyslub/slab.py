@@ -193,8 +193,10 @@ class KmemCache:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
             if name == "cpu_partial" and value and self.debug:
                 raise ValueError("cpu_partial must be 0 for a debug cache (no cpu partial lists)")
-            if name == "lookahead" and value < 1:
-                raise ValueError("lookahead must be >= 1")
+            if name == "lookahead" and value < 2:
+                # v4.4 stops at the depth-th foreign object *before* noting the first one as
+                # the resume point: with depth 1 the rest of the array would never be freed
+                raise ValueError("lookahead must be >= 2")
             if name == "cpu_partial":
                 self.flush_all()                 # cpu_partial_store(): flush_all(s)
         elif name == "free_bulk_strategy":
