@@ -26,6 +26,7 @@ setup(
             "boundscheck": False,           # every index is checked by the algorithms
             "wraparound": False,
             "embedsignature": True,
+            "binding": False,              # PyCFunction methods: METH_O / NOARGS calls are cheaper
             "auto_pickle": False,          # a cache is bound to its arena: not picklable
             "initializedcheck": False,     # memoryviews are set in __cinit__, always
         },

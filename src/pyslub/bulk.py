@@ -33,9 +33,13 @@ else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled)
     from pyslub.slab import (
         KmemCache,
+        bad_freepointer,
+        get_freepointer,
         get_freepointer_safe,
         next_tid,
         object_page,
+        page_addr,
+        page_objects,
         set_freepointer,
         this_cpu,
         virt_to_head_page,
@@ -58,18 +62,32 @@ def kmem_cache_alloc_bulk(s, size, p):
     c: i64 = this_cpu(s)
     i: i64 = 0
     obj: i64
+    fp: i64
+    page: i64 = s.cpu_slab[c + C_PAGE]
+    base: i64 = page_addr(page)               # the cpu slab's object slots: every free
+    span: i64 = page_objects(s, page) * s.size    # pointer loaded must be one of them
+    freelist: i64 = s.cpu_slab[c + C_FREELIST]    # c->freelist, kept in a register (IRQs off)
     while i < size:
-        obj = s.cpu_slab[c + C_FREELIST]
+        obj = freelist
         if obj == 0:
+            s.cpu_slab[c + C_FREELIST] = 0
             obj = s.slab_alloc_slowpath(c)
             if obj == 0:
                 break
             p[i] = obj
             i += 1
+            page = s.cpu_slab[c + C_PAGE]
+            base = page_addr(page)
+            span = page_objects(s, page) * s.size
+            freelist = s.cpu_slab[c + C_FREELIST]
             continue
-        s.cpu_slab[c + C_FREELIST] = get_freepointer_safe(s, obj, s.cpu_slab[c + C_PAGE])
+        fp = get_freepointer(s, obj)
+        if bad_freepointer(s, fp, base, span):
+            fp = s.freepointer_corrupt(obj, fp, page)
+        freelist = fp
         p[i] = obj
         i += 1
+    s.cpu_slab[c + C_FREELIST] = freelist
     s.cpu_slab[c + C_TID] = next_tid(s, s.cpu_slab[c + C_TID])
     if i == size:
         return size
@@ -274,13 +292,18 @@ def build_detached_freelist(s: KmemCache, size: i64, p: cython.p_longlong,
         return 0
     df_start(s, df, obj)
     p[size] = 0
+    page: i64 = df.page                    # df->page / df->freelist / df->cnt live in
+    head: i64 = obj                        # registers during the scan
+    cnt: i64 = 1
     while size > 0:
         size -= 1
         obj = p[size]
         if obj == 0:
             continue                       # already consumed
-        if virt_to_head_page(s, obj) == df.page:
-            df_push(s, df, obj)
+        if virt_to_head_page(s, obj) == page:
+            set_freepointer(s, obj, head)  # push at the head
+            head = obj
+            cnt += 1
             p[size] = 0
             continue
         lookahead -= 1
@@ -288,6 +311,8 @@ def build_detached_freelist(s: KmemCache, size: i64, p: cython.p_longlong,
             break
         if first_skipped == 0:
             first_skipped = size + 1
+    df.freelist = head
+    df.cnt = cnt
     return first_skipped
 
 
@@ -356,12 +381,30 @@ def kmem_cache_free_bulk(s, size, p, strategy, df):
 
 def check_bulk(s, size, p, allow_null):
     """Index of the first entry that is not an object of ``s`` (NULLs allowed if
-    ``allow_null``), or -1 when all are.  pyslub's guard: nothing is freed unless all pass."""
+    ``allow_null``), or -1 when all are.  pyslub's guard: nothing is freed unless all pass.
+
+    Neighbours usually share a slab: once an address passed the full object_page() check,
+    the next ones in the same slab only need the object-boundary test.
+    """
     i: i64
+    addr: i64
+    off: i64
+    page: i64
+    base: i64 = 0                          # slab of the last checked address ...
+    span: i64 = 0                          # ... and the bytes its object slots cover
     for i in range(size):
-        if p[i] == 0 and allow_null:
+        addr = p[i]
+        if addr == 0 and allow_null:
             continue
-        if object_page(s, p[i]) < 0:
+        off = addr - base
+        if off < 0 or off >= span:
+            page = object_page(s, addr)
+            if page < 0:
+                return i
+            base = page_addr(page)
+            span = page_objects(s, page) * s.size
+            off = addr - base
+        if ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT) * s.size != off:
             return i
     return -1
 

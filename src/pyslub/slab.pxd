@@ -96,14 +96,22 @@ cdef inline i64 get_freepointer(KmemCache s, i64 obj) noexcept nogil:
 cdef inline void set_freepointer(KmemCache s, i64 obj, i64 fp) noexcept nogil:
     s.words[(obj + s.offset) >> 3] = fp
 
+cdef inline bint bad_freepointer(KmemCache s, i64 fp, i64 base, i64 span) noexcept nogil:
+    """fp is neither NULL nor an object slot of the slab whose slots cover [base, base+span)."""
+    cdef i64 off = fp - base
+    return fp != 0 and (off < 0 or off >= span or
+                        ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT)
+                        * s.size != off)
+
 cdef inline i64 get_freepointer_safe(KmemCache s, i64 obj, i64 page) noexcept:
-    """get_freepointer(), bounds-checked: the next free object must lie in the same slab.
+    """get_freepointer(), checked: the next free object must be an object of the same slab.
 
     pyslub deviation: the kernel trusts object memory; we must never leave the arena.
     """
     cdef i64 fp = s.words[(obj + s.offset) >> 3]
-    if fp != 0 and (fp < 0 or fp >= s.arena_bytes
-                    or s.pm[(fp >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD] != page):
+    if bad_freepointer(s, fp, page << PAGE_SHIFT,
+                       ((s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK)
+                       * s.size):
         return s.freepointer_corrupt(obj, fp, page)
     return fp
 

@@ -101,10 +101,17 @@ else:
             return BAD_BOUNDARY
         return page
 
+    def bad_freepointer(s, fp, base, span):
+        off = fp - base
+        return fp != 0 and (off < 0 or off >= span or
+                            ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT)
+                            * s.size != off)
+
     def get_freepointer_safe(s, obj, page):
         fp = s.words[(obj + s.offset) >> 3]
-        if fp != 0 and (fp < 0 or fp >= s.arena_bytes
-                        or s.pm[(fp >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD] != page):
+        if bad_freepointer(s, fp, page << PAGE_SHIFT,
+                           ((s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT)
+                            & OBJECTS_MASK) * s.size):
             return s.freepointer_corrupt(obj, fp, page)
         return fp
 
