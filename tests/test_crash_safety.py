@@ -82,7 +82,7 @@ def children(request):
             keys.add(_JOBS[item.originalname](**item.callspec.params))
     todo = [k for k in keys if k not in _RESULTS]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
-        for k, res in zip(todo, ex.map(lambda k: _launch(*k), todo)):
+        for k, res in zip(todo, ex.map(lambda k: _launch(*k), todo), strict=True):
             _RESULTS[k] = res
     return _RESULTS
 
@@ -251,7 +251,7 @@ print(json.dumps({"compiled": pyslub.COMPILED, "results": results}))
 KINDS = ("huge", "negative", "all_ones", "beyond_arena", "page0", "free_page", "other_slab",
          "other_cache", "unaligned", "interior", "self_loop", "cycle")
 # where the corrupted freelist lives; debug caches have no cpu slabs / cpu partial lists
-SCENARIOS = "cpu:0,cpu_partial:0,node:0,node:%d" % pyslub.SLAB_CONSISTENCY_CHECKS
+SCENARIOS = f"cpu:0,cpu_partial:0,node:0,node:{pyslub.SLAB_CONSISTENCY_CHECKS}"
 
 
 def surfaced(r: dict) -> bool:

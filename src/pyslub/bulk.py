@@ -35,7 +35,6 @@ else:
         KmemCache,
         bad_freepointer,
         get_freepointer,
-        get_freepointer_safe,
         next_tid,
         object_page,
         page_addr,
