@@ -48,6 +48,9 @@ from pyslub._layout import FREE_BULK_STRATEGIES  # noqa: E402
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.slab import BAD_REASONS  # noqa: E402
 
+# strategy name -> FB_* id (a C-level dict when compiled: one lookup per free_bulk call)
+STRATEGY_IDS = cython.declare(dict, {name: i for i, name in enumerate(FREE_BULK_STRATEGIES)})
+
 # =============================================================================================
 # Allocation (v4.4, spec §4.4)
 # =============================================================================================
@@ -502,10 +505,10 @@ class Cache(KmemCache):
         n: i64 = array_size(p, size, True)
         st: cython.int = self.fb_strategy
         if strategy is not None:
-            if strategy not in FREE_BULK_STRATEGIES:
+            st = STRATEGY_IDS.get(strategy, -1)
+            if st < 0:
                 raise ValueError(f"unknown free_bulk strategy {strategy!r}; "
                                  f"choose one of {FREE_BULK_STRATEGIES}")
-            st = FREE_BULK_STRATEGIES.index(strategy)
         if self.dead:
             self._check_alive()
         words: cython.p_longlong = array_words(p)

@@ -999,6 +999,8 @@ class KmemCache:
     def slabs(self) -> list:
         """Every slab of this cache (addresses, ascending), found from the page records."""
         out = []
+        page: i64
+        r: i64
         for page in range(1, self.pa.nr_pages):
             r = page * PM_STRIDE
             if self.pm[r + PM_SLAB_CACHE] == self.id and self.pm[r + PM_FLAGS] & PG_SLAB:
@@ -1080,10 +1082,15 @@ class KmemCache:
     def live_objects(self) -> int:
         """Objects allocated (not free anywhere): total minus every freelist's length."""
         self._check_alive()
-        free = 0
+        free: i64 = 0
+        page: i64
+        counters: i64
         for slab in self.slabs():
-            st = self.slab_state(slab)
-            free += st["objects"] - st["inuse"]
+            counters = self.pm[(slab >> PAGE_SHIFT) * PM_STRIDE + PM_COUNTERS]
+            free += ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK) - (counters & INUSE_MASK)
+        c: i64
+        obj: i64
+        n: i64
         for cpu in range(self.nr_cpus):
             c = cpu * CPU_STRIDE
             page = self.cpu_slab[c + C_PAGE]
