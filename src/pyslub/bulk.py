@@ -515,7 +515,7 @@ class Cache(KmemCache):
         bad: i64 = check_bulk(self, n, words, st == FB_LOOKAHEAD or st == FB_LOOKAHEAD_FWD)
         if bad >= 0:
             addr = int(p[bad])
-            reason = BAD_REASONS[self.check_free_addr(addr)]
+            reason = BAD_REASONS[self.check_free_addr(words[bad])]
             raise SlabError(f"cache {self.name!r}: free_bulk: p[{bad}] = {addr:#x} is "
                             f"{reason}; nothing was freed")
         nreports = len(self.reports) if self.debug else 0

@@ -8,6 +8,7 @@ family on top of the kernel's kmalloc size classes.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Iterator
 
 import numpy as np
@@ -79,7 +80,7 @@ class Memory:
     @contextlib.contextmanager
     def on_cpu(self, cpu: int) -> Iterator[None]:
         """Run the block on logical cpu ``cpu`` (its kmem_cache_cpu state is used)."""
-        if not isinstance(cpu, int) or not (0 <= cpu < self.nr_cpus):
+        if not isinstance(cpu, int) or isinstance(cpu, bool) or not (0 <= cpu < self.nr_cpus):
             raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
         saved = self.pa.cur_cpu
         self.pa.cur_cpu = cpu
@@ -94,7 +95,12 @@ class Memory:
         """kmem_cache_create(): a cache sized by the kernel's formulas for ``nr_cpus``."""
         if not isinstance(name, str) or not name:
             raise ValueError("cache name must be a non-empty str")
-        if any(c is not None and c.name == name for c in self._caches):
+        if name.startswith("kmalloc-"):
+            raise ValueError(f"cache name {name!r}: kmalloc-* names belong to the kmalloc caches")
+        return self._create_cache(name, object_size, align, flags)
+
+    def _create_cache(self, name: str, object_size: int, align: int, flags: int) -> Cache:
+        if any(c is not None and not c.dead and c.name == name for c in self._caches):
             raise ValueError(f"a cache named {name!r} exists already")
         geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
         cache = Cache(self.pa, len(self._caches), name, geometry)
@@ -119,9 +125,10 @@ class Memory:
 
     def _kmalloc_caches(self) -> list[Cache]:
         if not self._kmalloc:                          # create_kmalloc_caches()
-            for sz in KMALLOC_SIZES:
-                name = f"kmalloc-{sz // 1024}k" if sz >= 1024 else f"kmalloc-{sz}"
-                self._kmalloc.append(self.create_cache(name, sz))
+            self._kmalloc = [
+                self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024 else f"kmalloc-{sz}",
+                                   sz, 0, 0)
+                for sz in KMALLOC_SIZES]
         return self._kmalloc
 
     def kmalloc(self, size: int) -> int:
@@ -153,7 +160,8 @@ class Memory:
 
     def cache_of(self, addr: int) -> Cache:
         """The cache owning the slab object ``addr`` (virt_to_head_page()->slab_cache)."""
-        if not isinstance(addr, int) or not (0 < addr < self.pa.arena_bytes):
+        addr = operator.index(addr)
+        if not (0 < addr < self.pa.arena_bytes):
             raise SlabError(f"address {addr!r} is outside the arena")
         head = self.pa.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD]
         if head == 0 or not (self.pa.pm[head * PM_STRIDE + PM_FLAGS] & PG_SLAB):
@@ -164,6 +172,7 @@ class Memory:
 
     def kfree(self, addr: int) -> None:
         """kfree(): free a kmalloc'ed (or any slab) object; NULL and ZERO_SIZE_PTR are ignored."""
+        addr = operator.index(addr)
         if addr in (0, ZERO_SIZE_PTR):
             return
         order = self._large_order(addr)
@@ -175,6 +184,7 @@ class Memory:
 
     def ksize(self, addr: int) -> int:
         """ksize(): bytes usable at ``addr`` (the slot, or the whole large block)."""
+        addr = operator.index(addr)
         order = self._large_order(addr)
         if order >= 0:
             return PAGE_SIZE << order

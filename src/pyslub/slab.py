@@ -50,6 +50,8 @@ Deviations from the kernel (each also noted where it happens)
 """
 
 import mmap
+import operator
+import sys
 
 import cython
 
@@ -118,6 +120,20 @@ else:
 from pyslub._layout import EXTRA_STAT_NAMES, FREE_BULK_STRATEGIES, STAT_NAMES  # noqa: E402
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.sizing import reciprocal_value  # noqa: E402
+
+
+def address_arg(addr) -> int:
+    """An address argument as a word: ints and anything with ``__index__`` (numpy integers),
+    never floats (TypeError); values that do not fit 64 bits become -1, i.e. outside."""
+    if type(addr) is not int:
+        addr = operator.index(addr)
+    a: i64
+    try:
+        a = addr
+    except OverflowError:
+        a = -1
+    return a
+
 
 # why an address is not an object of this cache (check_free_addr() < 0)
 BAD_REASONS = {
@@ -224,6 +240,12 @@ class KmemCache:
             else:
                 PyObject_GenericSetAttr(self, name, value)
         else:
+            # plain Python cannot make the other attributes read-only: refuse writes that do
+            # not come from pyslub's own code, as the compiled class does
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if name not in ("min_partial", "cpu_partial", "lookahead", "fb_strategy",
+                            "recorder") and not caller.startswith("pyslub."):
+                raise AttributeError(f"attribute {name!r} of KmemCache is read-only")
             object.__setattr__(self, name, value)
 
     @property
@@ -867,7 +889,7 @@ class KmemCache:
 
     def check_addr(self, addr) -> int:
         """Python access to check_free_addr(): the slab page index, or BAD_* (< 0)."""
-        return self.check_free_addr(addr)
+        return self.check_free_addr(address_arg(addr))
 
     def cache_free(self, addr):
         """kmem_cache_free() of a checked address; returns the page, or BAD_* and frees nothing."""
@@ -898,7 +920,7 @@ class KmemCache:
         if self.dead:
             self._check_alive()
         nreports = len(self.reports) if self.debug else 0
-        page: i64 = self.cache_free(addr)
+        page: i64 = self.cache_free(address_arg(addr))
         if page < 0:
             raise SlabError(f"cache {self.name!r}: cannot free address {addr:#x}: "
                             f"{BAD_REASONS[page]}")
@@ -914,10 +936,11 @@ class KmemCache:
     def view(self, addr) -> memoryview:
         """A writable memoryview of the object's ``object_size`` bytes."""
         self._check_alive()
-        page = self.check_free_addr(addr)
+        a: i64 = address_arg(addr)
+        page: i64 = self.check_free_addr(a)
         if page < 0:
             raise SlabError(f"cache {self.name!r}: no object at {addr:#x}: {BAD_REASONS[page]}")
-        return memoryview(self.pa.arena)[addr:addr + self.object_size]
+        return memoryview(self.pa.arena)[a:a + self.object_size]
 
     # =========================================================================================
     # Public API: state
@@ -991,7 +1014,7 @@ class KmemCache:
 
     def slab_of(self, addr) -> int:
         """Address of the slab holding object ``addr`` (SlabError if it is not ours)."""
-        page = self.check_free_addr(addr)
+        page: i64 = self.check_free_addr(address_arg(addr))
         if page < 0:
             raise SlabError(f"cache {self.name!r}: {addr:#x} is {BAD_REASONS[page]}")
         return page_addr(page)
