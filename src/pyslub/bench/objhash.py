@@ -22,11 +22,29 @@ from typing import Any
 
 from pyslub.bench.jhash import jhash_8bytes
 
-__all__ = ["HASHSZ", "MODULO_MATCH_DISABLED", "OBJHASH_INITVAL", "ObjHash"]
+__all__ = [
+    "HASHSZ",
+    "MODULO_MATCH_DISABLED",
+    "OBJHASH_INITVAL",
+    "STRUCT_PAGE_SIZE",
+    "VMEMMAP_BASE",
+    "ObjHash",
+    "struct_page_ptr",
+]
 
 HASHSZ = 16  # number of buckets
 OBJHASH_INITVAL = 13  # jhash(&obj->page, 8, 13)
 MODULO_MATCH_DISABLED = 32768 * 2  # modulo used when N-match is "disabled" (data <= 0)
+VMEMMAP_BASE = 0xFFFF_EA00_0000_0000  # x86-64 vmemmap: struct page of page frame 0
+STRUCT_PAGE_SIZE = 64  # sizeof(struct page)
+
+
+def struct_page_ptr(page_index: int) -> int:
+    """pyslub's simulated struct-page pointer of arena page ``page_index`` (a slab's head page).
+
+    The compiled test03 loop (``pyslub.bench._native``) stores the same value in ``obj->page``.
+    """
+    return VMEMMAP_BASE + page_index * STRUCT_PAGE_SIZE
 
 Obj = Any
 

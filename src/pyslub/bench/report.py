@@ -32,6 +32,7 @@ __all__ = [
     "JSON_FORMAT",
     "bulk_of",
     "cycles_of",
+    "median_record",
     "ns_of",
     "ns_text_of",
     "plot",
@@ -39,8 +40,11 @@ __all__ = [
     "read_json",
     "record_to_dict",
     "render_strategy_table",
+    "render_table",
     "side_by_side",
+    "stats_table",
     "strategy_table",
+    "value_table",
     "write_json",
 ]
 
@@ -108,6 +112,16 @@ def _by_bulk(records: Iterable[RecordLike]) -> dict[int, list[RecordLike]]:
 
 def _median_ns(records: Iterable[RecordLike]) -> dict[int, float]:
     return {b: statistics.median(ns_of(r) for r in rs) for b, rs in _by_bulk(records).items()}
+
+
+def median_record(records: Iterable[RecordLike]) -> list[RecordLike]:
+    """One record per bulk size (in first-seen order): the one with the median ns (the lower
+    middle for an even count), so ``side_by_side`` prints a real measured line."""
+    out = []
+    for rs in _by_bulk(records).values():
+        ordered = sorted(rs, key=ns_of)
+        out.append(ordered[(len(ordered) - 1) // 2])
+    return out
 
 
 # -- (a) the seed's side-by-side layout ----------------------------------------------------------
@@ -190,6 +204,56 @@ def render_strategy_table(results: Results, *, width: int = 120, **kw: Any) -> s
         console.file.close()
 
 
+def render_table(table: Any, *, width: int = 120) -> str:
+    """Any rich renderable (e.g. a Table) as plain text."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    try:
+        console.print(table)
+        return console.export_text()
+    finally:
+        console.file.close()
+
+
+def value_table(
+    rows: Mapping[str, Mapping[str, float | None]],
+    *,
+    title: str,
+    row_header: str = "",
+    fmt: str = "{:.3f}",
+) -> Table:
+    """A rich Table of ``rows[row][column]`` values (missing cells print "-")."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(row_header, justify="right")
+    columns: list[str] = []
+    for cells in rows.values():
+        columns.extend(c for c in cells if c not in columns)
+    for c in columns:
+        table.add_column(c, justify="right")
+    for label, cells in rows.items():
+        vals = [cells.get(c) for c in columns]
+        table.add_row(label, *("-" if v is None or math.isnan(v) else fmt.format(v)
+                               for v in vals))
+    return table
+
+
+def stats_table(
+    rows: Mapping[str, Mapping[str, float]],
+    columns: Sequence[str],
+    *,
+    title: str = "SLUB_STATS counters per object",
+    row_header: str = "bulk",
+) -> Table:
+    """Counter deltas per object (alloc+free pair) as a rich Table: one row per measurement,
+    one column per counter name in ``columns``."""
+    return value_table({label: {c: cells.get(c, 0.0) for c in columns}
+                        for label, cells in rows.items()},
+                       title=title, row_header=row_header, fmt="{:.3f}")
+
+
 def print_strategy_table(results: Results, *, console: Any = None, **kw: Any) -> None:
     """Print ``strategy_table`` to ``console`` (default: a new rich Console on stdout)."""
     from rich.console import Console
@@ -250,11 +314,13 @@ def plot(
     title: str | None = None,
     seed: bool = True,
     logy: bool = False,
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Plot ns/object vs bulk size (log x) per strategy; seed before/after dashed.
 
     ``logy`` helps when the curves are orders of magnitude apart (uncompiled Python vs the
-    seed).  Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch).
+    seed).  ``styles`` maps a result name to extra matplotlib line keywords (color, linestyle).
+    Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -268,7 +334,9 @@ def plot(
         med = _median_ns(records)
         xs = sorted(med)
         ticks.update(xs)
-        ax.plot(xs, [med[x] for x in xs], marker="o", markersize=3, label=name)
+        kw: dict[str, Any] = {"marker": "o", "markersize": 3}
+        kw.update((styles or {}).get(name, {}))
+        ax.plot(xs, [med[x] for x in xs], label=name, **kw)
     if seed:
         for points, label in (
             (SEED_BEFORE, "seed before (bulk API V2)"),
@@ -282,6 +350,8 @@ def plot(
                 linestyle="--",
                 marker="x",
                 markersize=3,
+                color="black" if "before" in label else "dimgray",
+                linewidth=2,
                 label=f"{label}, i7-4790K",
             )
     ax.set_xscale("log")
@@ -301,6 +371,10 @@ def plot(
         ax.set_ylim(bottom=0)
     ax.set_title(title or "slab bulk alloc+free cost")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(results) + (2 if seed else 0) > 6:     # many curves: legend beside the axes
+        fig.set_size_inches(12, 5.5)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
