@@ -50,10 +50,6 @@ cdef class KmemCache:
 
     # freelist words
     cdef i64 freepointer_corrupt(self, i64 obj, i64 fp, i64 page) noexcept
-    cdef bint cmpxchg_double_slab(self, i64 page, i64 old_fl, i64 old_cnt,
-                                  i64 new_fl, i64 new_cnt) noexcept
-    cdef bint this_cpu_cmpxchg(self, i64 c, i64 old_fl, i64 old_tid,
-                               i64 new_fl, i64 new_tid) noexcept
     # node lists
     cdef void take_list_lock(self, i64 c) noexcept
     cdef void release_list_lock(self) noexcept
@@ -149,6 +145,22 @@ cdef inline i64 next_tid(KmemCache s, i64 tid) noexcept nogil:
 
 cdef inline i64 page_objects(KmemCache s, i64 page) noexcept nogil:
     return (s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK
+
+cdef inline bint cmpxchg_double_slab(KmemCache s, i64 page, i64 old_fl, i64 old_cnt,
+                                     i64 new_fl, i64 new_cnt) noexcept nogil:
+    """Swap (page.freelist, page.counters): the kernel's locked cmpxchg16b (or slab_lock)."""
+    cdef i64 c = this_cpu(s)
+    stat(s, c, CMPXCHG_DOUBLE_SLAB)
+    if cmpxchg_double(&s.pm[page * PM_STRIDE + PM_FREELIST], old_fl, old_cnt, new_fl, new_cnt):
+        return True
+    stat(s, c, CMPXCHG_DOUBLE_FAIL)
+    return False
+
+cdef inline bint this_cpu_cmpxchg(KmemCache s, i64 c, i64 old_fl, i64 old_tid,
+                                  i64 new_fl, i64 new_tid) noexcept nogil:
+    """Swap (c.freelist, c.tid) of cpu record ``c``: cmpxchg16b without the lock prefix."""
+    stat(s, c, CMPXCHG_DOUBLE_CPU)
+    return this_cpu_cmpxchg_double(&s.cpu_slab[c + C_FREELIST], old_fl, old_tid, new_fl, new_tid)
 
 cdef inline i64 page_addr(i64 page) noexcept nogil:
     return page << PAGE_SHIFT

@@ -109,6 +109,20 @@ else:
                             ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT)
                             * s.size != off)
 
+    def cmpxchg_double_slab(s, page, old_fl, old_cnt, new_fl, new_cnt):
+        c = this_cpu(s)
+        stat(s, c, CMPXCHG_DOUBLE_SLAB)
+        if cmpxchg_double(s.pm, page * PM_STRIDE + PM_FREELIST, old_fl, old_cnt, new_fl,
+                          new_cnt):
+            return True
+        stat(s, c, CMPXCHG_DOUBLE_FAIL)
+        return False
+
+    def this_cpu_cmpxchg(s, c, old_fl, old_tid, new_fl, new_tid):
+        stat(s, c, CMPXCHG_DOUBLE_CPU)
+        return this_cpu_cmpxchg_double(s.cpu_slab, c + C_FREELIST, old_fl, old_tid, new_fl,
+                                       new_tid)
+
     def get_freepointer_safe(s, obj, page):
         fp = s.words[(obj + s.offset) >> 3]
         if bad_freepointer(s, fp, page << PAGE_SHIFT,
@@ -122,7 +136,9 @@ from pyslub.errors import SlabError  # noqa: E402
 from pyslub.sizing import reciprocal_value  # noqa: E402
 
 
-def address_arg(addr) -> int:
+@cython.cfunc
+@cython.exceptval(check=True)
+def address_arg(addr: object) -> i64:
     """An address argument as a word: ints and anything with ``__index__`` (numpy integers),
     never floats (TypeError); values that do not fit 64 bits become -1, i.e. outside."""
     if type(addr) is not int:
@@ -264,29 +280,6 @@ class KmemCache:
             f" points to 0x{fp & 0xFFFFFFFFFFFFFFFF:x}; FIX {self.name}: freelist truncated,"
             " the objects after it are leaked")
         return 0
-
-    def cmpxchg_double_slab(self, page, old_fl, old_cnt, new_fl, new_cnt):
-        """Swap (page.freelist, page.counters); the kernel's locked cmpxchg16b (or slab_lock)."""
-        c: i64 = this_cpu(self)
-        stat(self, c, CMPXCHG_DOUBLE_SLAB)
-        r: i64 = page * PM_STRIDE + PM_FREELIST
-        ok: cython.bint
-        if cython.compiled:
-            ok = cmpxchg_double(cython.address(self.pm[r]), old_fl, old_cnt, new_fl, new_cnt)
-        else:
-            ok = cmpxchg_double(self.pm, r, old_fl, old_cnt, new_fl, new_cnt)
-        if not ok:
-            stat(self, c, CMPXCHG_DOUBLE_FAIL)
-        return ok
-
-    def this_cpu_cmpxchg(self, c, old_fl, old_tid, new_fl, new_tid):
-        """Swap (c.freelist, c.tid) of cpu record ``c``: cmpxchg16b without the lock prefix."""
-        stat(self, c, CMPXCHG_DOUBLE_CPU)
-        if cython.compiled:
-            return this_cpu_cmpxchg_double(cython.address(self.cpu_slab[c + C_FREELIST]),
-                                           old_fl, old_tid, new_fl, new_tid)
-        return this_cpu_cmpxchg_double(self.cpu_slab, c + C_FREELIST,
-                                       old_fl, old_tid, new_fl, new_tid)
 
     # =========================================================================================
     # Node lists (list_lock held)
@@ -433,7 +426,7 @@ class KmemCache:
                 stat(self, c, ALLOC_SLOWPATH)
                 return obj
             nxt = get_freepointer_safe(self, obj, page)
-            if self.this_cpu_cmpxchg(c, obj, tid, nxt, next_tid(self, tid)):
+            if this_cpu_cmpxchg(self, c, obj, tid, nxt, next_tid(self, tid)):
                 stat(self, c, ALLOC_FASTPATH)
                 return obj
             stat(self, c, CMPXCHG_DOUBLE_CPU_FAIL)
@@ -497,7 +490,7 @@ class KmemCache:
                                                                & OBJECTS_MASK)
             if fl:
                 new |= FROZEN_BIT
-            if self.cmpxchg_double_slab(page, fl, counters, 0, new):
+            if cmpxchg_double_slab(self, page, fl, counters, 0, new):
                 return fl
 
     def new_slab_objects(self, c):
@@ -543,9 +536,9 @@ class KmemCache:
             new = counters | FROZEN_BIT
             if obj == 0:                            # acquire_slab(mode=1): take the freelist
                 new = (new & ~INUSE_MASK) | ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK)
-                if not self.cmpxchg_double_slab(page, fl, counters, 0, new):
+                if not cmpxchg_double_slab(self, page, fl, counters, 0, new):
                     break
-            elif not self.cmpxchg_double_slab(page, fl, counters, fl, new):
+            elif not cmpxchg_double_slab(self, page, fl, counters, fl, new):
                 break
             self.remove_partial(page)
             if obj == 0:
@@ -612,7 +605,7 @@ class KmemCache:
                 prior = self.pm[r + PM_FREELIST]
                 counters = self.pm[r + PM_COUNTERS]
                 set_freepointer(self, freelist, prior)
-                if self.cmpxchg_double_slab(page, prior, counters, freelist,
+                if cmpxchg_double_slab(self, page, prior, counters, freelist,
                                             (counters & ~INUSE_MASK)
                                             | (((counters & INUSE_MASK) - 1) & INUSE_MASK)):
                     break
@@ -659,7 +652,7 @@ class KmemCache:
                     stat(self, c, DEACTIVATE_FULL)
                     self.add_full(page)
             lm = m
-            if self.cmpxchg_double_slab(page, old_fl, counters, new_fl, new):
+            if cmpxchg_double_slab(self, page, old_fl, counters, new_fl, new):
                 break
         if locked:
             self.release_list_lock()
@@ -719,7 +712,7 @@ class KmemCache:
             while True:
                 fl = self.pm[r + PM_FREELIST]
                 counters = self.pm[r + PM_COUNTERS]
-                if self.cmpxchg_double_slab(page, fl, counters, fl, counters & ~FROZEN_BIT):
+                if cmpxchg_double_slab(self, page, fl, counters, fl, counters & ~FROZEN_BIT):
                     break
             self.pm[r + PM_PAGES] = 0
             if (counters & INUSE_MASK) == 0 and self.nr_partial >= self.min_partial:
@@ -757,7 +750,7 @@ class KmemCache:
             if page == self.cpu_slab[c + C_PAGE]:
                 fl = self.cpu_slab[c + C_FREELIST]
                 set_freepointer(self, tail_obj, fl)
-                if self.this_cpu_cmpxchg(c, fl, tid, head, next_tid(self, tid)):
+                if this_cpu_cmpxchg(self, c, fl, tid, head, next_tid(self, tid)):
                     stat(self, c, FREE_FASTPATH)    # once per call, not per object (v4.4)
                     return
                 stat(self, c, CMPXCHG_DOUBLE_CPU_FAIL)
@@ -798,7 +791,7 @@ class KmemCache:
                 else:
                     locked = True                   # speculative: a list change is needed
                     self.take_list_lock(c)
-            if self.cmpxchg_double_slab(page, prior, counters, head, new):
+            if cmpxchg_double_slab(self, page, prior, counters, head, new):
                 break
         if not locked:
             if (new & FROZEN_BIT) and not was_frozen:
