@@ -43,9 +43,13 @@ Deviations from the kernel (each also noted where it happens)
 * ``__slab_free`` / ``___slab_alloc`` are ``slab_free_slowpath`` / ``slab_alloc_slowpath``
   (Python mangles double-underscore names); ``do_slab_free`` is ``slab_free()`` of v4.4 (the
   name modern kernels use for the same function).
-* Every free pointer loaded from object memory is bounds-checked (``get_freepointer_safe``): a
-  corrupted freelist is reported in ``reports`` and treated as its end instead of crashing.
-  List walks are bounded by ``objects``.
+* Every free pointer loaded from object memory is checked (``get_freepointer_safe``: it must be
+  an object slot of the same slab): a corrupted freelist is reported in ``reports`` and treated
+  as its end instead of crashing.  List walks are bounded by ``objects``.
+* Debug flags (F, Z, P, U) change the layout and the paths exactly as v4.4 does (no cpu partial
+  lists, every free through the locked slow path, one object per slow-path allocation, the full
+  list kept for U); of their runtime checks only F's exist yet (invalid pointers, double frees:
+  ``free_debug_processing``), and P fills new slabs with POISON_INUSE.
 * pyslub counts three extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock).
 """
 
