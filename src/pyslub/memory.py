@@ -79,7 +79,12 @@ class Memory:
 
     @contextlib.contextmanager
     def on_cpu(self, cpu: int) -> Iterator[None]:
-        """Run the block on logical cpu ``cpu`` (its kmem_cache_cpu state is used)."""
+        """Run the block on logical cpu ``cpu`` (its kmem_cache_cpu state is used).
+
+        The current cpu belongs to the Memory, not to a thread: calls into the core are
+        serialised by the GIL today, and real threads on logical cpus come with the GIL-free
+        core.
+        """
         if not isinstance(cpu, int) or isinstance(cpu, bool) or not (0 <= cpu < self.nr_cpus):
             raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
         saved = self.pa.cur_cpu
