@@ -36,6 +36,7 @@ else:
         bad_freepointer,
         get_freepointer,
         next_tid,
+        obj_to_index,
         object_page,
         page_addr,
         page_objects,
@@ -406,7 +407,7 @@ def check_bulk(s, size, p, allow_null):
             base = page_addr(page)
             span = page_objects(s, page) * s.size
             off = addr - base
-        if ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT) * s.size != off:
+        if obj_to_index(s, off) * s.size != off:
             return i
     return -1
 

@@ -92,12 +92,15 @@ cdef inline i64 get_freepointer(KmemCache s, i64 obj) noexcept nogil:
 cdef inline void set_freepointer(KmemCache s, i64 obj, i64 fp) noexcept nogil:
     s.words[(obj + s.offset) >> 3] = fp
 
+cdef inline i64 obj_to_index(KmemCache s, i64 off) noexcept nogil:
+    """Slot index of byte offset ``off`` in a slab, rounded: exact when ``off`` is a slot start
+    (reciprocal_size instead of a division); ``obj_to_index(s, off) * s.size == off`` tells."""
+    return (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
+
 cdef inline bint bad_freepointer(KmemCache s, i64 fp, i64 base, i64 span) noexcept nogil:
     """fp is neither NULL nor an object slot of the slab whose slots cover [base, base+span)."""
     cdef i64 off = fp - base
-    return fp != 0 and (off < 0 or off >= span or
-                        ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT)
-                        * s.size != off)
+    return fp != 0 and (off < 0 or off >= span or obj_to_index(s, off) * s.size != off)
 
 cdef inline i64 get_freepointer_safe(KmemCache s, i64 obj, i64 page) noexcept:
     """get_freepointer(), checked: the next free object must be an object of the same slab.
@@ -124,7 +127,7 @@ cdef inline i64 object_page(KmemCache s, i64 addr) noexcept nogil:
     if s.pm[r + PM_SLAB_CACHE] != s.id:
         return BAD_OTHER_CACHE
     cdef i64 off = addr - (page << PAGE_SHIFT)
-    cdef i64 idx = (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
+    cdef i64 idx = obj_to_index(s, off)
     if idx * s.size != off or idx >= ((s.pm[r + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK):
         return BAD_BOUNDARY
     return page

@@ -101,17 +101,18 @@ else:
         if s.pm[r + PM_SLAB_CACHE] != s.id:
             return BAD_OTHER_CACHE
         off = addr - (page << PAGE_SHIFT)
-        idx = (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
+        idx = obj_to_index(s, off)
         if idx * s.size != off or idx >= ((s.pm[r + PM_COUNTERS] >> OBJECTS_SHIFT)
                                            & OBJECTS_MASK):
             return BAD_BOUNDARY
         return page
 
+    def obj_to_index(s, off):
+        return (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
+
     def bad_freepointer(s, fp, base, span):
         off = fp - base
-        return fp != 0 and (off < 0 or off >= span or
-                            ((off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT)
-                            * s.size != off)
+        return fp != 0 and (off < 0 or off >= span or obj_to_index(s, off) * s.size != off)
 
     def cmpxchg_double_slab(s, page, old_fl, old_cnt, new_fl, new_cnt):
         c = this_cpu(s)
