@@ -4,7 +4,9 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-COMPILED_MODULES = ["pyslub.page_alloc", "pyslub.slab", "pyslub.bulk", "pyslub.bench._native"]
+COMPILED_MODULES = [
+    "pyslub.page_alloc", "pyslub.slab", "pyslub.bulk", "pyslub.cache", "pyslub.bench._native",
+]
 
 extensions = [
     Extension(

@@ -13,7 +13,7 @@ import pytest
 
 import pyslub
 from pyslub import SlabError
-from pyslub._layout import PM_HEAD, PM_STRIDE
+from pyslub._layout import PM_HEAD
 
 STRATEGIES = pyslub.FREE_BULK_STRATEGIES
 NULL_SKIPPING = ("lookahead-fwd", "lookahead")
@@ -89,8 +89,9 @@ ARRAY_BAD_KINDS = ("null", "beyond_arena", "high_bit", "all_ones", "reserved_pag
 
 def find_free_page(mem) -> int:
     """Address of a page the buddy allocator holds free (no slab, no large block on it)."""
-    for page in range(mem.pa.nr_pages - 1, 0, -1):
-        if mem.pa.pm[page * PM_STRIDE + PM_HEAD] == 0:
+    seg = mem._seg                                   # read-only page-record access (tests)
+    for page in range(seg.nr_pages - 1, 0, -1):
+        if seg.page_word(page, PM_HEAD) == 0:
             return page << 12
     raise AssertionError("no free page")
 
@@ -406,7 +407,7 @@ def test_kfree_bulk_bad_entry_frees_nothing(world, kind, position):
     small, large = kmalloc_world(world)
     bad = {"interior": small[-1] + 8, "large_interior": large + 4096, "outside": ARENA + 64,
            "high_bit": 2**63 + 64, "not_slab": 96,
-           "free_page": world.mem.pa.arena_bytes - 4096}[kind]
+           "free_page": world.mem._seg.arena_bytes - 4096}[kind]
     entries = small[:4] + [large] + small[4:8]       # 9 good entries incl. the large block
     entries.insert(position, bad)
     p = u64(entries)
@@ -532,19 +533,27 @@ def test_cpu_partial_on_debug_cache():
                 d.cpu_partial = value
         assert d.cpu_partial == 0
         d.cpu_partial = 0                            # 0 stays allowed
-        d.min_partial = 0                            # other tunables work on debug caches
-        assert d.info["min_partial"] == 0
+        d.min_partial = 7                            # other tunables work on debug caches
+        assert d.info["min_partial"] == 7
 
 
 def test_good_tunable_values_are_taken(world):
-    world.c.min_partial = 0
+    world.c.min_partial = 8
     world.c.cpu_partial = 0
     world.c.free_bulk_strategy = "swap"
     world.c.lookahead = 5
     info = world.c.info
     assert (info["min_partial"], info["cpu_partial"], info["free_bulk_strategy"],
-            info["lookahead"]) == (0, 0, "swap", 5)
+            info["lookahead"]) == (8, 0, "swap", 5)
     assert world.c.validate() == []
+
+
+@pytest.mark.parametrize("value, stored", [(0, 5), (4, 5), (5, 5), (9, 9), (10, 10), (11, 10),
+                                           (10**6, 10)])
+def test_min_partial_is_clamped_as_set_min_partial(world, value, stored):
+    """min_partial_store() -> set_min_partial(): clamped to MIN_PARTIAL..MAX_PARTIAL (5..10)."""
+    world.c.min_partial = value
+    assert world.c.min_partial == stored
 
 
 @pytest.mark.parametrize("name, value", [
@@ -684,7 +693,7 @@ def test_inject_failures_alloc_bulk(after, flags):
     per = c.info["objs_per_slab"]
     keep = [c.alloc() for _ in range(3)]             # one slab in use before the failures
     live = c.live_objects()
-    mem.pa.inject_failures(after)
+    mem.inject_page_failures(after)
     p = np.full(per * (after + 3), 9, dtype=np.uint64)
     assert c.alloc_bulk(p) == 0                      # needs after + 3 new slabs: too many
     assert all(v in (0, 9) for v in p.tolist())
@@ -693,7 +702,7 @@ def test_inject_failures_alloc_bulk(after, flags):
     with pytest.raises(MemoryError):
         c.alloc_many(per * (after + 3))
     assert c.live_objects() == live and c.validate() == []
-    mem.pa.inject_failures(-1)
+    mem.inject_page_failures(-1)
     p = np.zeros(per * (after + 3), dtype=np.uint64)
     assert c.alloc_bulk(p) == len(p)
     got = set(p.tolist())
@@ -704,17 +713,17 @@ def test_inject_failures_alloc_bulk(after, flags):
 def test_inject_failures_single_alloc_and_kmalloc():
     mem = pyslub.Memory(size=ARENA, nr_cpus=2)
     c = mem.create_cache("inj", 64)
-    mem.pa.inject_failures(0)
+    mem.inject_page_failures(0)
     with pytest.raises(MemoryError):
         c.alloc()
     with pytest.raises(MemoryError):
         mem.kmalloc(20000)
     assert c.live_objects() == 0 and c.validate() == [] and c.slabs() == []
-    mem.pa.inject_failures(1)                        # one more slab, then nothing
+    mem.inject_page_failures(1)                        # one more slab, then nothing
     objs = fill(mem, c)
     assert len(objs) == c.info["objs_per_slab"]
     assert c.validate() == [] and c.live_objects() == len(objs)
-    mem.pa.inject_failures(-1)
+    mem.inject_page_failures(-1)
     assert c.alloc() not in objs
 
 

@@ -126,11 +126,11 @@ def test_fresh_bulk_of_64(seed_cache, strategy):
 def test_alloc_bulk_is_all_or_nothing(mem):
     cache = mem.create_cache("big", 4000)
     pages = mem.free_pages()
-    mem.pa.inject_failures(3)               # three more slabs, then the page allocator fails
+    mem.inject_page_failures(3)               # three more slabs, then the page allocator fails
     p = np.zeros(10_000, dtype=np.uint64)
     assert cache.alloc_bulk(p) == 0
     assert not p.any() and cache.live_objects() == 0 and cache.validate() == []
-    mem.pa.inject_failures(-1)
+    mem.inject_page_failures(-1)
     assert cache.alloc_bulk(p, 100) == 100 and len(set(p[:100].tolist())) == 100
     cache.free_bulk(p, 100)
     cache.shrink()

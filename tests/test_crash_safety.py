@@ -8,10 +8,11 @@ the corruption *surfaced*: an exception (SlabError / MemoryError only -- an Inde
 OverflowError escaping from the core is itself a failure), a kernel-style report in
 ``cache.reports``, or a problem listed by ``cache.validate()``.
 
-Corruption is written the way a use-after-free does it: through ``cache.view()`` of a freed
-object (plain caches keep the free pointer at offset 0, inside the object).  One case writes the
-arena directly: for SLAB_POISON caches the free pointer sits behind the object, where only an
-overflow of the object itself can reach it.
+Corruption is written the way a use-after-free does it: through a ``cache.view()`` taken while
+the object was allocated and kept after it was freed (plain caches keep the free pointer at
+offset 0, inside the object).  One case writes the arena directly (``Memory.raw``): for
+SLAB_POISON caches the free pointer sits behind the object, where only an overflow of the
+object itself can reach it.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ OPS = ["validate", "alloc", "alloc_bulk", "free", "flush_cpu", "shrink", "destro
        "sequence"] + ["free_bulk:" + s for s in STRATEGIES]
 ARENA = 1 << 20
 EXPECTED = (SlabError, MemoryError)
+VIEWS = {}
 
 
 def setup(where, flags):
@@ -122,11 +124,13 @@ def setup(where, flags):
     objs = [c.alloc() for _ in range(3 * n)]
     if where == "cpu":               # cpu slab: frees go onto the lockless cpu freelist
         victims = objs[-4:]
+        VIEWS.update((x, c.view(x)) for x in victims)     # kept past the free: use after free
         for x in victims:
             c.free(x)
     else:                            # first slab: frees go to page.freelist; the slab is
         victims = objs[:4]           # frozen on cpu 0's partial list ("cpu_partial"), or
-        for x in victims:            # moved to the node partial list by a flush ("node")
+        VIEWS.update((x, c.view(x)) for x in victims)     # moved to the node partial list
+        for x in victims:            # by a flush ("node")
             c.free(x)
         if where == "node":
             c.flush_cpu()
@@ -167,7 +171,7 @@ def corrupt(mem, c, foreign, n, objs, victims):
         at, value = victims[1], head + 8
     else:
         raise SystemExit(f"unknown kind {KIND}")
-    c.view(at)[0:8] = struct.pack("<q", value)
+    VIEWS[at][0:8] = struct.pack("<q", value)
 
 
 def run_op(op, mem, c, n, objs, victims, live):
@@ -308,7 +312,7 @@ last = [o for o in objs if c.slab_of(o) == ARENA - 4096]
 assert last and c.info["offset"] >= 8
 c.free(last[0])
 off = c.info["offset"]
-mem.pa.arena[last[0] + off:last[0] + off + 8] = struct.pack("<q", ARENA - 1)
+mem.raw(last[0] + off, 8)[:] = struct.pack("<q", ARENA - 1)
 pre = c.validate()
 errors, unexpected = [], []
 for _ in range(4):
@@ -353,13 +357,14 @@ import pyslub
 from pyslub import SlabError
 
 FLAGS = int(sys.argv[1])
+CHECKS = sys.argv[2] == "1"
 PATTERNS = ["bulk_dup:" + s for s in pyslub.FREE_BULK_STRATEGIES] + \
            ["bulk_adjacent:" + s for s in pyslub.FREE_BULK_STRATEGIES] + \
            ["free_then_bulk:" + s for s in pyslub.FREE_BULK_STRATEGIES] + ["free_twice"]
 
 
 def one(pattern, where):
-    mem = pyslub.Memory(size=1 << 20, nr_cpus=2)
+    mem = pyslub.Memory(size=1 << 20, nr_cpus=2, checks=CHECKS)
     c = mem.create_cache("d", 64, flags=FLAGS)
     n = c.info["objs_per_slab"]
     objs = [c.alloc() for _ in range(3 * n)]
@@ -384,6 +389,15 @@ def one(pattern, where):
         step_errors.append(str(e))
     except Exception as e:
         unexpected.append(f"step {type(e).__name__}: {e}")
+    # safe mode: a refused call changed nothing -- the other objects of the array are still
+    # allocated to the caller (readable through view(), freeable once)
+    others_live = True
+    if CHECKS and kind != "free_twice":
+        for x in (b, d) if kind == "bulk_dup" else (d,) if kind == "bulk_adjacent" else (b,):
+            try:
+                c.view(x)
+            except SlabError:
+                others_live = False
     # carry on using the cache: none of this may crash
     got = []
     later_errors = []
@@ -415,7 +429,8 @@ def one(pattern, where):
     guard(c.destroy)
     return {"pattern": pattern, "where": where, "step_errors": step_errors,
             "unexpected": unexpected, "reports": list(c.reports)[:3], "validate": problems[:3],
-            "dup_handouts": len(got) != len(set(got)), "reissued_live": len(reissued)}
+            "dup_handouts": len(got) != len(set(got)), "reissued_live": len(reissued),
+            "others_live": others_live}
 
 
 results = [one(p, w) for p in PATTERNS for w in (("node",) if FLAGS else ("cpu", "node"))]
@@ -425,18 +440,48 @@ print(json.dumps({"compiled": pyslub.COMPILED, "results": results}))
 
 @job("test_double_free_plain_cache_does_not_crash")
 def _double_plain_job(mode):
-    return (DOUBLE, ("0",), mode)
+    return (DOUBLE, ("0", "0"), mode)
 
 
 @job("test_double_free_with_consistency_checks_raises")
 def _double_debug_job(mode):
-    return (DOUBLE, (str(pyslub.SLAB_CONSISTENCY_CHECKS),), mode)
+    return (DOUBLE, (str(pyslub.SLAB_CONSISTENCY_CHECKS), "0"), mode)
+
+
+@job("test_double_free_is_refused_in_safe_mode")
+def _double_safe_job(mode):
+    return (DOUBLE, ("0", "1"), mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_double_free_is_refused_in_safe_mode(children, mode):
+    """The default (checks=True): a double free, a free of an object freed earlier in the same
+    array, or a duplicate inside one array is refused with SlabError before anything is freed;
+    the array's other objects stay allocated to the caller; nothing is ever handed out twice."""
+    out = run_child(children, _double_safe_job(mode))
+    failures = []
+    for r in out["results"]:
+        tag = f"{r['pattern']}/{r['where']}"
+        msgs = " ".join(r["step_errors"]).lower()
+        if r["unexpected"]:
+            failures.append(f"{tag}: exception escaped: {r['unexpected']}")
+        if not ("duplicate" in msgs or "not allocated" in msgs):
+            failures.append(f"{tag}: no SlabError naming the double free: {r['step_errors']}")
+        if "nothing was freed" not in msgs and not r["pattern"].startswith("free_twice"):
+            failures.append(f"{tag}: the error does not say nothing was freed")
+        if not r["others_live"]:
+            failures.append(f"{tag}: the other objects of the refused array were freed")
+        if r["dup_handouts"] or r["reissued_live"] or r["validate"]:
+            failures.append(f"{tag}: handed out twice / live object reissued / validate "
+                            f"{r['validate']}")
+    assert not failures, "\n".join(failures)
+    assert len(out["results"]) == 2 * (3 * len(pyslub.FREE_BULK_STRATEGIES) + 1)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_double_free_plain_cache_does_not_crash(children, mode):
-    """Without debug flags a double free is undefined behaviour, as in the kernel: objects may be
-    handed out twice -- but the process must survive every later operation."""
+    """checks=False and no debug flags: a double free is undefined behaviour, as in the kernel:
+    objects may be handed out twice -- but the process must survive every later operation."""
     out = run_child(children, _double_plain_job(mode))
     bad = [f"{r['pattern']}/{r['where']}: {r['unexpected']}" for r in out["results"]
            if r["unexpected"]]
@@ -446,9 +491,10 @@ def test_double_free_plain_cache_does_not_crash(children, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_double_free_with_consistency_checks_raises(children, mode):
-    """SLAB_CONSISTENCY_CHECKS: free_debug_processing finds the object on the slab's freelist
-    (or twice in one detached list), refuses the list with "Object already free" and the
-    caller gets a SlabError; afterwards no object is handed out twice or while still live."""
+    """checks=False, SLAB_CONSISTENCY_CHECKS: free_debug_processing finds the object on the
+    slab's freelist (or twice in one detached list), refuses the list with "Object already
+    free" and the caller gets a SlabError; afterwards no object is handed out twice or while
+    still live."""
     out = run_child(children, _double_debug_job(mode))
     failures = []
     for r in out["results"]:
@@ -471,7 +517,7 @@ import numpy as np
 import pyslub
 from pyslub import SlabError
 
-mem = pyslub.Memory(size=4 << 20, nr_cpus=2)
+mem = pyslub.Memory(size=4 << 20, nr_cpus=2, checks=False)
 res = []
 for case in ("large", "small", "mixed"):
     big = mem.kmalloc(20000)

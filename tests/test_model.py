@@ -179,8 +179,8 @@ class SlabMachine(RuleBasedStateMachine):
 
     @rule(value=st.integers(0, 12))
     def set_min_partial(self, value):
-        self.cache.min_partial = value
-        assert self.cache.info["min_partial"] == value
+        self.cache.min_partial = value                     # set_min_partial(): 5..10
+        assert self.cache.info["min_partial"] == min(max(value, 5), 10)
 
     @rule(value=st.integers(0, 40))
     def set_cpu_partial(self, value):

@@ -2,6 +2,8 @@
 
 Every expected number below is derived from the kernel's code paths in the comments, not read
 back from pyslub.  Geometry: the seed cache, 32 objects per slab, min_partial 5, cpu_partial 13.
+pyslub's own ``local_lock`` counts the cpu claims: one per section the kernel runs with IRQs
+disabled (___slab_alloc via __slab_alloc, put_cpu_partial from __slab_free, a flush).
 """
 
 import pyslub
@@ -26,8 +28,9 @@ def alloc_slabs(cache, nslabs):
 
 def test_first_alloc_of_a_fresh_cache(seed_cache):
     a = seed_cache.alloc()
-    # ___slab_alloc: no cpu slab, no partial -> new_slab_objects -> new slab
-    assert nonzero(seed_cache.stats()) == {"alloc_slowpath": 1, "alloc_slab": 1}
+    # ___slab_alloc: no cpu slab, no partial -> new_slab_objects -> new slab (one claim)
+    assert nonzero(seed_cache.stats()) == {"alloc_slowpath": 1, "alloc_slab": 1,
+                                           "local_lock": 1}
     assert seed_cache.occupancy() == {"objects": 32, "objects_partial": 0, "partial": 0,
                                       "cpu_slabs": 1, "slabs": 1, "total_objects": 32}
     st = seed_cache.cpu_state(0)
@@ -60,7 +63,7 @@ def test_free_into_a_full_slab_freezes_it_onto_the_cpu_partial_list(seed_cache):
     seed_cache.free(objs[0])
     # __slab_free: prior == NULL, not frozen, cpu partial on -> freeze + put_cpu_partial
     assert nonzero(seed_cache.stats()) == {"free_slowpath": 1, "cpu_partial_free": 1,
-                                           "cmpxchg_double_slab": 1}
+                                           "cmpxchg_double_slab": 1, "local_lock": 1}
     assert seed_cache.cpu_state(0)["partial"] == [slab0]
     assert seed_cache.slab_state(slab0)["frozen"] is True
     seed_cache.free(objs[1])              # into a frozen slab: FREE_FROZEN, no list work
@@ -118,7 +121,7 @@ def test_cpu_partial_drain_and_min_partial_discard(seed_cache):
     assert nonzero(seed_cache.stats()) == {
         "free_slowpath": 480, "free_frozen": 465, "cpu_partial_free": 15,
         "cpu_partial_drain": 1, "free_add_partial": 5, "deactivate_empty": 9,
-        "free_slab": 9, "list_lock": 1, "cmpxchg_double_slab": 480 + 14}
+        "free_slab": 9, "list_lock": 1, "cmpxchg_double_slab": 480 + 14, "local_lock": 15}
     assert seed_cache.node_partial() == [addrs[k] for k in (13, 12, 11, 10, 9)]
     assert seed_cache.cpu_state(0)["partial"] == [addrs[14]]
     assert seed_cache.occupancy() == {"objects": 64, "objects_partial": 0, "partial": 5,
@@ -129,7 +132,7 @@ def test_cpu_partial_drain_and_min_partial_discard(seed_cache):
     seed_cache.alloc()
     assert nonzero(seed_cache.stats()) == {"alloc_slowpath": 1, "deactivate_bypass": 1,
                                            "cpu_partial_alloc": 1, "alloc_refill": 1,
-                                           "cmpxchg_double_slab": 2}
+                                           "cmpxchg_double_slab": 2, "local_lock": 1}
     assert seed_cache.cpu_state(0)["page"] == addrs[14]
 
 
@@ -146,7 +149,7 @@ def test_no_cpu_partial_slabs_go_to_the_node_list_and_empty_ones_are_freed(seed_
     assert nonzero(seed_cache.stats()) == {
         "free_slowpath": 192, "cpu_partial_free": 6, "free_add_partial": 6,
         "free_remove_partial": 2, "free_slab": 2, "list_lock": 12,
-        "cmpxchg_double_slab": 192 + 6}
+        "cmpxchg_double_slab": 192 + 6, "local_lock": 6}
     assert seed_cache.occupancy()["partial"] == 4
     assert seed_cache.occupancy()["slabs"] == 5
     assert all(seed_cache.slab_state(s)["inuse"] == 0 for s in seed_cache.node_partial())

@@ -41,10 +41,12 @@ from pyslub._layout import (  # noqa: E402
     SLAB_RED_ZONE,
     SLAB_STORE_USER,
     STAT_NAMES,
+    STAT_NAMES_70,
+    STAT_NAMES_618,
 )
-from pyslub.bulk import Cache  # noqa: E402
+from pyslub.cache import Cache  # noqa: E402
 from pyslub.errors import SlabError  # noqa: E402
-from pyslub.memory import KMALLOC_SIZES, ZERO_SIZE_PTR, Memory  # noqa: E402
+from pyslub.memory import CPU_POLICIES, KMALLOC_SIZES, SLUB_GENERATIONS, ZERO_SIZE_PTR, Memory  # noqa: E402
 from pyslub.record import record_frees  # noqa: E402
 
 COMPILED: bool = not _slab.__file__.endswith(".py")
@@ -53,7 +55,8 @@ COMPILED: bool = not _slab.__file__.endswith(".py")
 __version__ = "0.1.0"
 
 __all__ = [
-    "COMPILED", "Cache", "EXTRA_STAT_NAMES", "FREE_BULK_STRATEGIES", "KMALLOC_SIZES", "Memory",
-    "SLAB_CONSISTENCY_CHECKS", "SLAB_HWCACHE_ALIGN", "SLAB_POISON", "SLAB_RED_ZONE",
-    "SLAB_STORE_USER", "STAT_NAMES", "SlabError", "ZERO_SIZE_PTR", "record_frees",
+    "COMPILED", "CPU_POLICIES", "Cache", "EXTRA_STAT_NAMES", "FREE_BULK_STRATEGIES",
+    "KMALLOC_SIZES", "Memory", "SLAB_CONSISTENCY_CHECKS", "SLAB_HWCACHE_ALIGN", "SLAB_POISON",
+    "SLAB_RED_ZONE", "SLAB_STORE_USER", "SLUB_GENERATIONS", "STAT_NAMES", "STAT_NAMES_618",
+    "STAT_NAMES_70", "SlabError", "ZERO_SIZE_PTR", "record_frees",
 ]

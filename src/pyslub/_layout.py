@@ -1,21 +1,31 @@
-"""Flat metadata layout shared by the compiled core and its plain-Python twin.
+"""Flat layout of everything the allocator decides with, shared by the compiled core and its
+plain-Python twin.
 
-Every hot structure of the kernel (``struct page``, ``struct kmem_cache_cpu``) lives in a flat
-array of 64-bit words, never in Python objects, so the fast paths touch no Python object and a
-later GIL-free core can use them unchanged.  This module holds the word offsets and bit fields;
-``_layout.pxd`` declares the same numbers as C enums for the compiled modules
-(``tests/test_layout.py`` checks that the two files agree).
+Every piece of allocator state lives in one mapping (the *segment*), as 64-bit words, never in
+Python objects: the page records, the buddy free lists, the cache descriptors with their node
+lists and locks, the per-cpu records, the counters, and the object state bytes.  A forked
+child therefore gets a consistent copy of all of it (the segment is MAP_PRIVATE), and a shared
+segment (POSIX shm) carries a whole allocator between processes.  This module holds the word
+offsets and bit fields; ``_layout.pxd`` declares the same numbers as C enums for the compiled
+modules (``tests/test_layout.py`` checks that the two files agree).
 
-Arena (one anonymous mmap)::
+Segment (one mmap; every region starts on a page boundary)::
 
-    +--------+--------+--------+-----       -----+--------+
-    | page 0 | page 1 | page 2 |   ...  4 KiB    | page N |   byte address = offset in arena
-    +--------+--------+--------+-----       -----+--------+   address 0 is NULL (page 0 reserved)
-        |        |
-        v        v
-    page metadata (one 8-word record per page, a second mmap; "struct page", SLUB view):
+    +--------+--------------+-----------+---------+--------------+--------+------------------+
+    | header | descriptors  | page recs | meta    | object state | meta   |      arena       |
+    | 64 KiB | MAX_CACHES x | of arena  | page    | 1 byte per   | region | objects; address |
+    |        | DESC_STRIDE  | (struct   | records | 8 arena      | (cpu   | = byte offset in |
+    |        |              |  page)    |         | bytes        | recs,  | the arena; page  |
+    |        |              |           |         |              | stats, | 0 reserved: 0 is |
+    |        |              |           |         |              | sheaves| NULL             |
+    +--------+--------------+-----------+---------+--------------+--------+------------------+
+
+Page record (one per 4 KiB page, "struct page", SLUB view)::
+
     [freelist][counters][slab_cache][flags][head][next][prev][pages]
      ^^^^^^^^^^^^^^^^^^ one 16-byte-aligned double word: cmpxchg_double_slab() swaps both.
+
+No object view, ``Memory.raw`` range or address reaches anything but the arena.
 """
 
 import cython
@@ -26,7 +36,98 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT            # 4 KiB pages, as on x86-64
 MAX_ORDER = 11                         # buddy orders 0 .. MAX_ORDER-1, as v4.4 (must fit flags)
 
-# struct page, SLUB view: word offsets inside one page record
+# ---- segment header (word offsets) -----------------------------------------------------------
+SEG_MAGIC = 0x317642554C535950         # b"PYSLUBv1" read as a little-endian word
+SEG_VERSION = 2                        # bumped whenever any offset below changes
+HDR_WORDS = 8192                       # 64 KiB
+H_MAGIC = 0
+H_VERSION = 1
+H_SEG_BYTES = 2
+H_NR_CPUS = 3
+H_MAX_CACHES = 4
+H_ARENA_OFF = 5        # byte offsets in the segment ...
+H_ARENA_BYTES = 6
+H_PM_OFF = 7           # ... of the arena's page records
+H_STATE_OFF = 8        # ... of the object state bytes
+H_META_OFF = 9         # ... of the metadata region
+H_META_BYTES = 10
+H_META_PM_OFF = 11     # ... of the metadata region's page records
+H_DESC_OFF = 12        # ... of the cache descriptors
+H_NR_CACHES = 13       # descriptors handed out so far (ids are never reused)
+H_FLAGS = 14           # MEM_* below
+H_TID_STEP = 15
+H_REG_LOCK = 16        # mutex: cache registry (create, destroy, lookup by name)
+H_ZONE_LOCK = 17       # mutex: the arena's buddy allocator
+H_META_LOCK = 18       # mutex: the metadata region's buddy allocator
+H_NR_SEATS = 19
+H_FAIL_AFTER = 20      # fault injection: page allocations left before failing (<0: off)
+H_FREE_AREA = 24       # arena buddy lists: per order (head page, nr_free) -> 2 * MAX_ORDER
+H_NR_FREE_PAGES = 46
+H_META_FREE_AREA = 48  # metadata buddy lists, same shape
+H_META_NR_FREE = 70
+H_SEATS = 128          # NR_SEATS words: owner token of each stats seat (0 = free)
+H_CPU_USERS = 256      # nr_cpus (<= MAX_CPUS) words: threads bound to each cpu (default policy)
+MAX_CPUS = 1024
+H_CPU_USERS_END = H_CPU_USERS + MAX_CPUS
+
+# Memory flags (H_FLAGS)
+MEM_CHECKS = 1         # safe by default: object state checked on every alloc and free
+
+# ---- stats seats -------------------------------------------------------------------------------
+# Counters are kept per (cpu, seat).  A thread writes only the words of its own seat, so a plain
+# increment is exact even when several threads run as the same cpu; threads beyond NR_SEATS share
+# the last seat and add atomically.
+NR_SEATS = 16
+SHARED_SEAT = NR_SEATS         # index of the shared seat: NR_SEATS + 1 seats in all
+
+# ---- cache descriptor (struct kmem_cache + kmem_cache_node + node_barn), word offsets --------
+DESC_STRIDE = 64
+D_STATE = 0            # DS_* below
+D_GEN = 1              # SLUB generation: GEN_*
+D_FLAGS = 2            # SLAB_* | OBJECT_POISON | CMPXCHG_DOUBLE
+D_OBJECT_SIZE = 3
+D_SIZE = 4
+D_ALIGN = 5
+D_OFFSET = 6
+D_INUSE = 7
+D_ORDER = 8            # oo
+D_OBJECTS = 9
+D_MIN_ORDER = 10       # min
+D_MIN_OBJECTS = 11
+D_SHEAF_CAPACITY = 12
+D_CPU_OFF = 13         # word offset (in the metadata region) of the cpu records
+D_STATS_OFF = 14       # word offset of the counters: [cpu][seat][NR_STATS]
+D_KMALLOC = 15         # index into KMALLOC_SIZES for kmalloc caches, else -1
+D_NAME = 16            # 32 bytes, NUL padded
+D_NAME_WORDS = 4
+D_MIN_PARTIAL = 24     # tunables (sysfs-writable)
+D_CPU_PARTIAL = 25
+D_FB_STRATEGY = 26     # default free_bulk strategy (FB_*)
+D_LOOKAHEAD = 27
+N_LIST_LOCK = 32       # kmem_cache_node: mutex
+N_NR_PARTIAL = 33      # [list_lock]
+N_PARTIAL_HEAD = 34    # [list_lock]
+N_PARTIAL_TAIL = 35    # [list_lock]
+N_FULL_HEAD = 36       # [list_lock], SLAB_STORE_USER only
+N_FULL_TAIL = 37
+N_NR_SLABS = 38        # atomic
+N_TOTAL_OBJECTS = 39   # atomic
+B_LOCK = 40            # node_barn (sheaves): mutex
+B_FULL = 41            # [barn lock] first full sheaf (meta word offset, 0 = none)
+B_EMPTY = 42           # [barn lock]
+B_NR_FULL = 43
+B_NR_EMPTY = 44
+DESC_NAME_MAX = 32
+
+DS_FREE = 0
+DS_LIVE = 1
+DS_DEAD = 2
+
+GEN_V44 = 44           # v4.4: cpu slabs, cpu partial lists (the seed's allocator)
+GEN_V618 = 618         # 6.18: opt-in per-cpu sheaves above the v4.4 cpu slabs
+GEN_V70 = 70           # 7.0: sheaves for every cache, no kmem_cache_cpu
+
+# ---- struct page, SLUB view: word offsets inside one page record -----------------------------
 PM_FREELIST = 0      # first free object of the slab (0 = none); for a cpu slab: remote frees only
 PM_COUNTERS = 1      # {inuse:16, objects:15, frozen:1}; swapped together with PM_FREELIST
 PM_SLAB_CACHE = 2    # id of the owning kmem_cache (0 = not a slab page)
@@ -45,6 +146,7 @@ PG_TAIL = 4          # tail page of a compound allocation
 PG_BUDDY = 8         # first page of a free block on a buddy free list
 PG_LARGE = 16        # head page of a large kmalloc allocation (not a slab)
 PG_RESERVED = 32     # never handed out (page 0: makes address 0 NULL)
+PG_PARTIAL = 64      # on the node partial list (7.0's SL_partial); kept by every generation
 ORDER_SHIFT = 8      # compound / buddy order lives in bits 8..15 of PM_FLAGS
 ORDER_MASK = 0xFF
 
@@ -58,49 +160,91 @@ PAGES_MASK = 0xFFFFFFFF   # cpu-partial chain word: pages in bits 0..31, pobject
 RECIPROCAL_SHIFT = 32     # object index = (offset * reciprocal_size + HALF) >> SHIFT
 RECIPROCAL_HALF = 1 << 31
 
-# struct kmem_cache_cpu: word offsets inside one per-cpu record
-C_FREELIST = 0       # lockless freelist of the cpu slab
-C_TID = 1            # transaction id; swapped together with C_FREELIST (16-byte aligned pair)
+# ---- struct kmem_cache_cpu + struct slub_percpu_sheaves: one record per cpu ------------------
+C_FREELIST = 0       # lockless freelist of the cpu slab                     \ 16-byte aligned
+C_TID = 1            # transaction id, TID_BUSY while the cpu is "IRQ-off"   / pair
 C_PAGE = 2           # page index of the cpu slab (0 = none)
 C_PARTIAL = 3        # page index of the first frozen cpu-partial slab (0 = none)
-C_STAT = 8           # SLUB_STATS counters start here
-CPU_STRIDE = 48      # words per cpu record (multiple of 2: keeps the pair aligned)
+C_LOCK = 4           # sheaves' local_trylock (spinlock word)
+C_MAIN = 5           # sheaves: main sheaf (meta word offset; never 0 while unlocked)
+C_SPARE = 6          # sheaves: spare sheaf (0 = none)
+C_OWNER = 7          # tid holding the TID_BUSY claim (diagnostics)
+CPU_STRIDE = 16      # 128 bytes: no two cpus share a cache line (or its adjacent-line prefetch)
+# tid: cpu + n * TID_STEP, TID_STEP = roundup_pow_of_two(nr_cpus) (CONFIG_PREEMPT); bit 62 set
+# while a thread of the cpu is inside a section the kernel would run with IRQs disabled.
+TID_BUSY = 1 << 62
 
-# enum stat_item (v4.4 order) followed by pyslub's own counters
-ALLOC_FASTPATH = 0
-ALLOC_SLOWPATH = 1
-FREE_FASTPATH = 2
-FREE_SLOWPATH = 3
-FREE_FROZEN = 4
-FREE_ADD_PARTIAL = 5
-FREE_REMOVE_PARTIAL = 6
-ALLOC_FROM_PARTIAL = 7
-ALLOC_SLAB = 8
-ALLOC_REFILL = 9
-ALLOC_NODE_MISMATCH = 10
-FREE_SLAB = 11
-CPUSLAB_FLUSH = 12
-DEACTIVATE_FULL = 13
-DEACTIVATE_EMPTY = 14
-DEACTIVATE_TO_HEAD = 15
-DEACTIVATE_TO_TAIL = 16
-DEACTIVATE_REMOTE_FREES = 17
-DEACTIVATE_BYPASS = 18
-ORDER_FALLBACK = 19
-CMPXCHG_DOUBLE_CPU_FAIL = 20
-CMPXCHG_DOUBLE_FAIL = 21
-CPU_PARTIAL_ALLOC = 22
-CPU_PARTIAL_FREE = 23
-CPU_PARTIAL_NODE = 24
-CPU_PARTIAL_DRAIN = 25
-NR_SLUB_STAT_ITEMS = 26
+# ---- sheaf (struct slab_sheaf), in the metadata region, word offsets --------------------------
+SH_NEXT = 0          # barn list link (meta word offset) / pool link
+SH_SIZE = 1          # valid pointers in objects[]
+SH_CAPACITY = 2
+SH_CACHE = 3         # owning cache id
+SH_OBJECTS = 4       # objects[capacity]
+MAX_FULL_SHEAVES = 10
+MAX_EMPTY_SHEAVES = 10
+PCS_BATCH_MAX = 32
+
+# ---- object state bytes: one per 8 arena bytes, indexed by addr >> 3 -------------------------
+OBJ_FREE = 0         # on a freelist, in a sheaf, or never handed out
+OBJ_LIVE = 1         # handed out and not freed
+OBJ_FREEING = 2      # being freed by an in-flight free_bulk (duplicates are caught with it)
+OBJ_LEAKED = 3       # taken out of circulation by a failed check (leaked on purpose)
+
+# ---- counters: internal index = the 6.18 enum stat_item order (a superset of v4.4's 26 items
+# and 7.0's 26), then pyslub's own.  Each generation reports its own enum (STAT_NAMES_*).
+ALLOC_PCS = 0
+ALLOC_FASTPATH = 1
+ALLOC_SLOWPATH = 2
+FREE_PCS = 3
+FREE_RCU_SHEAF = 4
+FREE_RCU_SHEAF_FAIL = 5
+FREE_FASTPATH = 6
+FREE_SLOWPATH = 7
+FREE_FROZEN = 8
+FREE_ADD_PARTIAL = 9
+FREE_REMOVE_PARTIAL = 10
+ALLOC_FROM_PARTIAL = 11
+ALLOC_SLAB = 12
+ALLOC_REFILL = 13
+ALLOC_NODE_MISMATCH = 14
+FREE_SLAB = 15
+CPUSLAB_FLUSH = 16
+DEACTIVATE_FULL = 17
+DEACTIVATE_EMPTY = 18
+DEACTIVATE_TO_HEAD = 19
+DEACTIVATE_TO_TAIL = 20
+DEACTIVATE_REMOTE_FREES = 21
+DEACTIVATE_BYPASS = 22
+ORDER_FALLBACK = 23
+CMPXCHG_DOUBLE_CPU_FAIL = 24
+CMPXCHG_DOUBLE_FAIL = 25
+CPU_PARTIAL_ALLOC = 26
+CPU_PARTIAL_FREE = 27
+CPU_PARTIAL_NODE = 28
+CPU_PARTIAL_DRAIN = 29
+SHEAF_FLUSH = 30
+SHEAF_REFILL = 31
+SHEAF_ALLOC = 32
+SHEAF_FREE = 33
+BARN_GET = 34
+BARN_GET_FAIL = 35
+BARN_PUT = 36
+BARN_PUT_FAIL = 37
+SHEAF_PREFILL_FAST = 38
+SHEAF_PREFILL_SLOW = 39
+SHEAF_PREFILL_OVERSIZE = 40
+SHEAF_RETURN_FAST = 41
+SHEAF_RETURN_SLOW = 42
+NR_SLUB_STAT_ITEMS_618 = 43
 # not in the kernel: how often each synchronisation primitive was used (spec §8)
-CMPXCHG_DOUBLE_CPU = 26   # this_cpu_cmpxchg_double attempts (unlocked pair swap)
-CMPXCHG_DOUBLE_SLAB = 27  # cmpxchg_double_slab attempts (locked cmpxchg16b)
-LIST_LOCK = 28            # n->list_lock acquisitions
-NR_STATS = 29
+CMPXCHG_DOUBLE_CPU = 43   # this_cpu_cmpxchg_double attempts (the cpu's (freelist, tid) pair)
+CMPXCHG_DOUBLE_SLAB = 44  # cmpxchg_double_slab attempts (a slab's (freelist, counters) pair)
+LIST_LOCK = 45            # n->list_lock acquisitions
+LOCAL_LOCK = 46           # per-cpu lock acquisitions (the cpu claim of v4.4, the sheaves lock)
+BARN_LOCK = 47            # barn lock acquisitions
+NR_STATS = 48             # words per (cpu, seat) block
 
-# deactivate_slab() placement
+# deactivate_slab() / add_partial() placement
 DEACTIVATE_TO_HEAD_POS = 0
 DEACTIVATE_TO_TAIL_POS = 1
 
@@ -110,6 +254,9 @@ BAD_OUTSIDE = -2
 BAD_NOT_SLAB = -3
 BAD_OTHER_CACHE = -4
 BAD_BOUNDARY = -5
+BAD_FREE = -6         # state: already free (a double free) or never handed out
+BAD_FREEING = -7      # state: being freed by a call in flight (or earlier in the same array)
+BAD_LEAKED = -8       # state: taken out of circulation by a failed check
 
 # deactivate_slab() target of a slab
 M_NONE = 0
@@ -136,6 +283,19 @@ SLAB_DEBUG_FLAGS = SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_
 OBJECT_POISON = 0x80000000       # kernel __OBJECT_POISON: poison the object bytes too
 CMPXCHG_DOUBLE = 0x40000000      # kernel __CMPXCHG_DOUBLE: slab pair swapped by cmpxchg16b
 
+# core allocation results below zero (the public layer turns them into exceptions)
+ERR_CORRUPT = -1      # a freelist led to an object that is not free: see the cache's reports
+
+# report codes of EV_REPORT ring records (slab.REPORT_TEXT renders them)
+REP_FP_CORRUPT = 1    # a free pointer leads outside its slab: list truncated
+REP_FREELIST_LIVE = 2  # a freelist leads to an object that is handed out (use after free?)
+REP_CYCLE = 3         # a cpu freelist has a cycle: truncated
+REP_INVALID_FREE = 4  # debug free: not an object of this slab
+REP_DOUBLE_FREE = 5   # debug free: object already free
+REP_BULK_COUNT = 6    # debug free: list length differs from its count
+REP_ALLOC_CHECK = 7   # debug alloc: freelist pointer check fails, slab marked all used
+
+# v4.4 sysfs names of the counters, in v4.4's enum stat_item order
 STAT_NAMES = (
     "alloc_fastpath", "alloc_slowpath", "free_fastpath", "free_slowpath", "free_frozen",
     "free_add_partial", "free_remove_partial", "alloc_from_partial", "alloc_slab",
@@ -144,6 +304,30 @@ STAT_NAMES = (
     "deactivate_bypass", "order_fallback", "cmpxchg_double_cpu_fail", "cmpxchg_double_fail",
     "cpu_partial_alloc", "cpu_partial_free", "cpu_partial_node", "cpu_partial_drain",
 )
-EXTRA_STAT_NAMES = ("cmpxchg_double_cpu", "cmpxchg_double_slab", "list_lock")
+# 6.18 (enum order; ALLOC_PCS and FREE_PCS print as alloc_cpu_sheaf / free_cpu_sheaf)
+STAT_NAMES_618 = (
+    "alloc_cpu_sheaf", "alloc_fastpath", "alloc_slowpath", "free_cpu_sheaf", "free_rcu_sheaf",
+    "free_rcu_sheaf_fail", "free_fastpath", "free_slowpath", "free_frozen", "free_add_partial",
+    "free_remove_partial", "alloc_from_partial", "alloc_slab", "alloc_refill",
+    "alloc_node_mismatch", "free_slab", "cpuslab_flush", "deactivate_full", "deactivate_empty",
+    "deactivate_to_head", "deactivate_to_tail", "deactivate_remote_frees", "deactivate_bypass",
+    "order_fallback", "cmpxchg_double_cpu_fail", "cmpxchg_double_fail", "cpu_partial_alloc",
+    "cpu_partial_free", "cpu_partial_node", "cpu_partial_drain", "sheaf_flush", "sheaf_refill",
+    "sheaf_alloc", "sheaf_free", "barn_get", "barn_get_fail", "barn_put", "barn_put_fail",
+    "sheaf_prefill_fast", "sheaf_prefill_slow", "sheaf_prefill_oversize", "sheaf_return_fast",
+    "sheaf_return_slow",
+)
+# 7.0 / 7.1 (26 items, enum order; alloc_fastpath / free_fastpath now mean "percpu sheaves")
+STAT_NAMES_70 = (
+    "alloc_fastpath", "alloc_slowpath", "free_rcu_sheaf", "free_rcu_sheaf_fail", "free_fastpath",
+    "free_slowpath", "free_add_partial", "free_remove_partial", "alloc_slab",
+    "alloc_node_mismatch", "free_slab", "order_fallback", "cmpxchg_double_fail", "sheaf_flush",
+    "sheaf_refill", "sheaf_alloc", "sheaf_free", "barn_get", "barn_get_fail", "barn_put",
+    "barn_put_fail", "sheaf_prefill_fast", "sheaf_prefill_slow", "sheaf_prefill_oversize",
+    "sheaf_return_fast", "sheaf_return_slow",
+)
+EXTRA_STAT_NAMES = ("cmpxchg_double_cpu", "cmpxchg_double_slab", "list_lock", "local_lock",
+                    "barn_lock")
+NR_SLUB_STAT_ITEMS = 26   # v4.4's (len(STAT_NAMES))
 
 FREE_BULK_STRATEGIES = ("fallback", "bulk-v2", "detached", "lookahead-fwd", "lookahead", "swap")

@@ -1,20 +1,46 @@
 /*
- * pyslub primitives: the only code that needs real pointers, atomics or the TSC.
- * Their plain-Python twins live in _prim.py; everything above them is one source for both.
+ * pyslub primitives: the only code that needs real pointers, atomics, futexes, thread identity
+ * or the TSC.  Their plain-Python twins live in _prim.py (uncompiled pyslub runs every public
+ * operation under one lock per Memory, so the twins are plain loads and stores).  Everything
+ * above them is one source for both.
  *
- *   pyslub_cmpxchg_double()          cmpxchg_double_slab(): LOCKed cmpxchg16b on (freelist, counters)
- *   pyslub_this_cpu_cmpxchg_double() this_cpu_cmpxchg_double(): cmpxchg16b WITHOUT lock, like the
- *                                    kernel's %gs-relative per-cpu op (it only has to be atomic
- *                                    against the same cpu)
- *   pyslub_tsc_start/stop()          time_bench's serialised TSC reads (Intel doc #324264 pattern)
- *   pyslub_barrier()                 compiler barrier
+ *   pair swaps     pyslub_cmpxchg_double()       cmpxchg_double_slab(): LOCKed cmpxchg16b on a
+ *                                                slab's (freelist, counters)
+ *                  pyslub_this_cpu_cmpxchg_double() this_cpu_cmpxchg_double() on a cpu's
+ *                                                (freelist, tid).  Also LOCKed: in userspace two
+ *                                                threads running as the same logical cpu can be
+ *                                                on two cores at once (the kernel's %gs-relative
+ *                                                unlocked form is only atomic against its own cpu)
+ *   words          pyslub_cmpxchg(), xchg(), fetch_add(), load_acquire(), store_release()
+ *   locks          spinlock (per-cpu local lock: owner tid in the word, spin then yield)
+ *                  mutex    (list_lock, barn lock, page allocator: a futex word, owner tid in
+ *                            the low 30 bits and FUTEX_WAITERS in bit 31, as the kernel's robust
+ *                            futexes lay it out; works across processes in a shared mapping)
+ *   identity       pyslub_gettid() (cached per thread; reset in a forked child), getcpu()
+ *   TLS            pyslub_tls: the calling thread's last (Memory token, cpu, seat) binding
+ *   clocks         time_bench's serialised TSC reads (Intel doc #324264 pattern), wall clock
  *
- * Both pair operands must be 16-byte aligned (the layout guarantees it).
+ * Pair operands must be 16-byte aligned (the layout guarantees it).
  */
 #ifndef PYSLUB_PRIM_H
 #define PYSLUB_PRIM_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
+typedef long long pyslub_i64;
+
+/* ---- pair swaps ----------------------------------------------------------------------------- */
 #if defined(__x86_64__)
 static inline int pyslub_cmpxchg_double(long long *p, long long o1, long long o2,
                                         long long n1, long long n2)
@@ -26,25 +52,12 @@ static inline int pyslub_cmpxchg_double(long long *p, long long o1, long long o2
                          : "cc", "memory");
     return ok;
 }
-
-static inline int pyslub_this_cpu_cmpxchg_double(long long *p, long long o1, long long o2,
-                                                 long long n1, long long n2)
-{
-    unsigned char ok;
-    __asm__ __volatile__("cmpxchg16b %1\n\tsete %0"
-                         : "=q"(ok), "+m"(*(volatile __int128 *)p), "+a"(o1), "+d"(o2)
-                         : "b"(n1), "c"(n2)
-                         : "cc", "memory");
-    return ok;
-}
-
 static inline unsigned long long pyslub_tsc_start(void)
 {
     unsigned int lo, hi;
     __asm__ __volatile__("cpuid\n\trdtsc" : "=a"(lo), "=d"(hi) : "a"(0) : "rbx", "rcx");
     return ((unsigned long long)hi << 32) | lo;
 }
-
 static inline unsigned long long pyslub_tsc_stop(void)
 {
     unsigned int lo, hi;
@@ -52,23 +65,26 @@ static inline unsigned long long pyslub_tsc_stop(void)
                          : "=r"(lo), "=r"(hi) : : "rax", "rbx", "rcx", "rdx");
     return ((unsigned long long)hi << 32) | lo;
 }
+#define pyslub_cpu_relax() __builtin_ia32_pause()
 #else
-/* Portable fallback: same semantics, no lock-free guarantee, no cycle counter. */
-#include <time.h>
+/* Portable fallback: a 16-byte __atomic CAS (libatomic may lock), no cycle counter. */
 static inline int pyslub_cmpxchg_double(long long *p, long long o1, long long o2,
                                         long long n1, long long n2)
 {
-    if (p[0] != o1 || p[1] != o2) return 0;
-    p[0] = n1; p[1] = n2; return 1;
+    __int128 o = ((__int128)(unsigned long long)o2 << 64) | (unsigned long long)o1;
+    __int128 n = ((__int128)(unsigned long long)n2 << 64) | (unsigned long long)n1;
+    return __atomic_compare_exchange_n((__int128 *)p, &o, n, 0, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
 }
-#define pyslub_this_cpu_cmpxchg_double pyslub_cmpxchg_double
 static inline unsigned long long pyslub_tsc_start(void)
 {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     return (unsigned long long)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 #define pyslub_tsc_stop pyslub_tsc_start
+#define pyslub_cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
+#define pyslub_this_cpu_cmpxchg_double pyslub_cmpxchg_double
 
 static inline unsigned long long pyslub_wallclock_ns(void)
 {
@@ -78,4 +94,158 @@ static inline unsigned long long pyslub_wallclock_ns(void)
 }
 
 #define pyslub_barrier() __asm__ __volatile__("" ::: "memory")
+
+/* ---- word atomics --------------------------------------------------------------------------- */
+static inline int pyslub_cmpxchg(long long *p, long long o, long long n)
+{
+    return __atomic_compare_exchange_n(p, &o, n, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+static inline long long pyslub_xchg(long long *p, long long v)
+{
+    return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+static inline long long pyslub_fetch_add(long long *p, long long v)
+{
+    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+static inline long long pyslub_load_acquire(long long *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void pyslub_store_release(long long *p, long long v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* ---- thread identity ------------------------------------------------------------------------ */
+static __thread long long pyslub_tid_cache;
+static int pyslub_tid_atfork;
+
+/* A forked child inherits the parent thread's TLS: forget the cached tid. */
+static void pyslub_tid_reset(void) { pyslub_tid_cache = 0; }
+
+/* The kernel thread id of the caller (system-wide unique while the thread lives). */
+static inline long long pyslub_gettid(void)
+{
+    long long t = pyslub_tid_cache;
+    if (__builtin_expect(t == 0, 0)) {
+        if (!__atomic_exchange_n(&pyslub_tid_atfork, 1, __ATOMIC_RELAXED))
+            pthread_atfork(NULL, NULL, pyslub_tid_reset);
+        pyslub_tid_cache = t = (long long)syscall(SYS_gettid);
+    }
+    return t;
+}
+
+static inline long long pyslub_getpid(void) { return (long long)getpid(); }
+
+/* The physical cpu the caller runs on (glibc 2.35+ reads it from rseq: one load). */
+static inline long long pyslub_getcpu(void)
+{
+    int c = sched_getcpu();
+    return c < 0 ? 0 : c;
+}
+
+/* Is the thread (or process) with this id still alive?  kill(id, 0) accepts thread ids. */
+static inline int pyslub_alive(long long id)
+{
+    if (id <= 0) return 0;
+    if (kill((pid_t)id, 0) == 0) return 1;
+    return errno != ESRCH;
+}
+
+/* ---- the calling thread's cpu binding (one-entry cache) ---------------------------------------
+ * token: the Memory whose binding this is (Memory tokens are never reused), cpu, seat.  Filled
+ * by pyslub.memory from its per-thread records; read on every operation. */
+struct pyslub_tbind { long long token; long long cpu; long long seat; };
+static __thread struct pyslub_tbind pyslub_tls;
+static inline long long pyslub_tls_token(void) { return pyslub_tls.token; }
+static inline long long pyslub_tls_cpu(void) { return pyslub_tls.cpu; }
+static inline long long pyslub_tls_seat(void) { return pyslub_tls.seat; }
+static inline void pyslub_tls_set(long long token, long long cpu, long long seat)
+{
+    pyslub_tls.token = token; pyslub_tls.cpu = cpu; pyslub_tls.seat = seat;
+}
+
+/* ---- spinlock: the per-cpu local lock ---------------------------------------------------------
+ * Word: 0 free, else the owner's tid.  Taken for short sections by the threads of one logical
+ * cpu: spin briefly (the owner usually runs on another core), then yield the core (the owner may
+ * be preempted on ours). */
+static inline int pyslub_spin_trylock(long long *w, long long me)
+{
+    long long z = 0;
+    return __atomic_compare_exchange_n(w, &z, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static void pyslub_spin_lock_slow(long long *w, long long me)
+{
+    int spins = 0;
+    for (;;) {
+        if (__atomic_load_n(w, __ATOMIC_RELAXED) == 0 && pyslub_spin_trylock(w, me))
+            return;
+        if (++spins < 128) pyslub_cpu_relax();
+        else sched_yield();
+    }
+}
+static inline void pyslub_spin_lock(long long *w, long long me)
+{
+    if (__builtin_expect(!pyslub_spin_trylock(w, me), 0))
+        pyslub_spin_lock_slow(w, me);
+}
+static inline void pyslub_spin_unlock(long long *w)
+{
+    __atomic_store_n(w, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- mutex: list_lock, barn lock, page allocator ----------------------------------------------
+ * The low 32 bits of a word: 0 free, else owner tid (bits 0..29) | PYSLUB_WAITERS (bit 31).
+ * Uncontended: one cmpxchg to take, one to give back.  Contended: a short spin, then FUTEX_WAIT
+ * (not FUTEX_PRIVATE: the word may be in a mapping shared by processes). */
+#define PYSLUB_WAITERS 0x80000000u
+#define PYSLUB_TID_MASK 0x3fffffffu
+
+static inline long pyslub_futex(uint32_t *w, int op, uint32_t val)
+{
+    return syscall(SYS_futex, w, op, val, NULL, NULL, 0);
+}
+static void pyslub_mutex_lock_slow(uint32_t *w, uint32_t me)
+{
+    uint32_t v;
+    int spins;
+    for (spins = 0; spins < 64; spins++) {
+        v = __atomic_load_n(w, __ATOMIC_RELAXED);
+        if (v == 0 && __atomic_compare_exchange_n(w, &v, me, 0, __ATOMIC_ACQUIRE,
+                                                  __ATOMIC_RELAXED))
+            return;
+        pyslub_cpu_relax();
+    }
+    for (;;) {
+        v = __atomic_load_n(w, __ATOMIC_RELAXED);
+        if (v == 0) {
+            /* we may have been woken with other waiters queued: keep the WAITERS bit */
+            if (__atomic_compare_exchange_n(w, &v, me | PYSLUB_WAITERS, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED))
+                return;
+            continue;
+        }
+        if (!(v & PYSLUB_WAITERS)) {
+            uint32_t nv = v | PYSLUB_WAITERS;
+            if (!__atomic_compare_exchange_n(w, &v, nv, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                continue;
+            v = nv;
+        }
+        pyslub_futex(w, FUTEX_WAIT, v);
+    }
+}
+static inline void pyslub_mutex_lock(long long *w64, long long me)
+{
+    uint32_t *w = (uint32_t *)w64, z = 0;
+    if (__builtin_expect(!__atomic_compare_exchange_n(w, &z, (uint32_t)me & PYSLUB_TID_MASK, 0,
+                                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 0))
+        pyslub_mutex_lock_slow(w, (uint32_t)me & PYSLUB_TID_MASK);
+}
+static inline void pyslub_mutex_unlock(long long *w64)
+{
+    uint32_t *w = (uint32_t *)w64;
+    if (__builtin_expect(__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) & PYSLUB_WAITERS, 0))
+        pyslub_futex(w, FUTEX_WAKE, 1);
+}
 #endif

@@ -1,28 +1,119 @@
 """Plain-Python twins of the primitives in ``_prim.h``.
 
-The compiled core calls the C versions with a pointer to the first word of a pair; uncompiled,
-the same call sites pass ``(words, index)`` and land here.  A lock makes the pair swaps atomic
-between Python threads (the C versions use cmpxchg16b).  The "TSC" of the uncompiled core is
-``time.perf_counter_ns`` (1 tick = 1 ns).
+The compiled core calls the C versions with a pointer to a word; uncompiled, the same call
+sites pass ``(words, index)`` and land here.  Uncompiled pyslub runs every public operation of a
+Memory under one lock (``pyslub.memory``), so these are plain loads and stores: correct because
+nothing else runs meanwhile.  The "TSC" of the uncompiled core is ``time.perf_counter_ns``.
 """
 
+import ctypes
+import os
 import threading
 import time
-
-_pair_lock = threading.Lock()
 
 
 def cmpxchg_double(words, i, o1, o2, n1, n2):
     """Swap ``words[i], words[i+1]`` from ``(o1, o2)`` to ``(n1, n2)``; True on success."""
-    with _pair_lock:
-        if words[i] == o1 and words[i + 1] == o2:
-            words[i] = n1
-            words[i + 1] = n2
-            return True
-        return False
+    if words[i] == o1 and words[i + 1] == o2:
+        words[i] = n1
+        words[i + 1] = n2
+        return True
+    return False
 
 
 this_cpu_cmpxchg_double = cmpxchg_double
+
+
+def cmpxchg(words, i, o, n):
+    if words[i] == o:
+        words[i] = n
+        return True
+    return False
+
+
+def xchg(words, i, v):
+    old = words[i]
+    words[i] = v
+    return old
+
+
+def fetch_add(words, i, v):
+    old = words[i]
+    words[i] = old + v
+    return old
+
+
+def load_acquire(words, i):
+    return words[i]
+
+
+def store_release(words, i, v):
+    words[i] = v
+
+
+def cpu_relax():
+    pass
+
+
+def spin_lock(words, i, me):
+    words[i] = me
+
+
+def spin_trylock(words, i, me):
+    if words[i]:
+        return False
+    words[i] = me
+    return True
+
+
+def spin_unlock(words, i):
+    words[i] = 0
+
+
+mutex_lock = spin_lock
+
+
+def mutex_unlock(words, i):
+    words[i] = 0
+
+
+def gettid():
+    return threading.get_native_id()
+
+
+def tid_reset():
+    pass
+
+
+def getpid():
+    return os.getpid()
+
+
+def getcpu():
+    c = _libc().sched_getcpu()
+    return c if c >= 0 else 0
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC = None
+
+
+def alive(pid):
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def tsc_start():
@@ -39,3 +130,22 @@ def wallclock_ns():
 
 def barrier():
     pass
+
+
+_tls = threading.local()
+
+
+def tls_token():
+    return getattr(_tls, "token", 0)
+
+
+def tls_cpu():
+    return getattr(_tls, "cpu", 0)
+
+
+def tls_seat():
+    return getattr(_tls, "seat", 0)
+
+
+def tls_set(token, cpu, seat):
+    _tls.token, _tls.cpu, _tls.seat = token, cpu, seat

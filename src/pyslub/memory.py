@@ -1,39 +1,60 @@
-"""``Memory``: one arena, its logical cpus, its caches, and kmalloc.
+"""``Memory``: one segment (arena + every piece of allocator state), its logical cpus, its
+caches, and kmalloc.
 
-This is the object a Python program holds.  It owns the page allocator (the arena), creates
-caches sized by the kernel's formulas, runs code "on" a logical cpu, and offers the kmalloc
-family on top of the kernel's kmalloc size classes.
+This is the object a Python program holds.  It owns the segment, creates caches sized by the
+kernel's formulas, binds threads to logical cpus, and offers the kmalloc family on top of the
+kernel's kmalloc size classes.
+
+Threads are cpus.  Each thread runs as one logical cpu of each Memory it uses:
+
+* ``with mem.on_cpu(k):`` binds the calling thread only, and nests (the previous binding comes
+  back when the block ends);
+* a thread that never called ``on_cpu`` gets a cpu by the Memory's ``cpu_policy``:
+  ``"thread"`` (the default: on first use, the cpu with the fewest such threads, kept for the
+  thread's life, like mimalloc's per-thread heaps) or ``"sched"`` (``sched_getcpu() % nr_cpus``
+  at every operation, like the kernel's ``this_cpu``).  ``docs/benchmarks.md`` has the
+  measurement behind the default;
+* several threads may run as one cpu at once: the core is correct for it (slab.py's header).
+
+fork(): the segment is MAP_PRIVATE, so a child gets a consistent private copy.  Every lock of
+every Memory is taken just before the fork (no operation is half done in the copy) and
+released on both sides after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import operator
+import os
+import sys
+import threading
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
 
+from pyslub import slab as _slab
 from pyslub._layout import (
     FREE_BULK_STRATEGIES,
+    GEN_V44,
+    GEN_V70,
+    GEN_V618,
     MAX_ORDER,
-    ORDER_MASK,
-    ORDER_SHIFT,
+    MEM_CHECKS,
     PAGE_SHIFT,
     PAGE_SIZE,
-    PG_HEAD,
-    PG_LARGE,
     PG_SLAB,
     PM_FLAGS,
     PM_HEAD,
     PM_SLAB_CACHE,
-    PM_STRIDE,
     SLAB_POISON,
     SLAB_RED_ZONE,
     SLAB_STORE_USER,
 )
-from pyslub.bulk import Cache, kfree_bulk_array
+from pyslub.cache import Cache, address_arg, kfree_bulk
 from pyslub.errors import SlabError
-from pyslub.page_alloc import PageAllocator
+from pyslub.page_alloc import Segment
 from pyslub.sizing import cache_geometry, get_order
 
 DEFAULT_ARENA = 1 << 30          # 1 GiB of address space, backed lazily by the OS
@@ -43,6 +64,8 @@ ZERO_SIZE_PTR = 16               # what kmalloc(0) returns; kfree() ignores it
 KMALLOC_SIZES = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
 KMALLOC_MAX_CACHE_SIZE = KMALLOC_SIZES[-1]
 KMALLOC_MAX_SIZE = PAGE_SIZE << (MAX_ORDER - 1)
+SLUB_GENERATIONS = {"4.4": GEN_V44, "6.18": GEN_V618, "7.0": GEN_V70}
+CPU_POLICIES = ("thread", "sched")
 
 
 def kmalloc_index(size: int) -> int:
@@ -53,67 +76,202 @@ def kmalloc_index(size: int) -> int:
     raise ValueError(f"{size} is above the largest kmalloc cache")
 
 
+class _Binding:
+    """One thread's binding to one Memory: its seat, its default cpu, its on_cpu stack.  Lives
+    in the Memory's threading.local, so it goes away (seat and cpu given back) with the thread."""
+
+    __slots__ = ("seg", "seat", "owner", "default", "stack", "__weakref__")
+
+    def __init__(self, seg: Segment, policy: str) -> None:
+        self.seg = seg
+        self.owner = threading.get_native_id()
+        self.seat = _slab.acquire_seat(seg, self.owner)
+        self.stack: list[int] = []
+        if policy == "thread":
+            self.default = _slab.least_used_cpu(seg)
+            _slab.cpu_users_add(seg, self.default, 1)
+        else:
+            self.default = -1
+
+    @property
+    def cpu(self) -> int:
+        return self.stack[-1] if self.stack else self.default
+
+    def __del__(self) -> None:
+        try:
+            _slab.release_seat(self.seg, self.seat, self.owner)
+            if self.default >= 0:
+                _slab.cpu_users_add(self.seg, self.default, -1)
+        except Exception:  # noqa: BLE001 (interpreter shutdown: nothing left to tell)
+            pass
+
+
+class _Guard:
+    """Uncompiled pyslub: every public operation of a Memory runs alone under this lock, with
+    the calling thread's trace and profile hooks suspended and the cyclic GC paused, so the
+    plain-Python core is slow but never wrong.  A call made from inside an operation (a hook,
+    a finalizer) is refused with SlabError; an unexpected exception escaping the middle of an
+    operation marks the Memory broken (every later call raises)."""
+
+    EXPECTED = (SlabError, ValueError, TypeError, MemoryError, IndexError, KeyError)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner = 0
+        self.depth = 0
+        self.broken: str | None = None
+        self.saved: tuple = ()
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self.owner == me:
+            # pyslub's own calls nest (kmalloc -> cache.alloc); anything else is a hook, a
+            # finalizer or a signal handler running in the middle of an operation
+            caller = sys._getframe(2).f_globals.get("__name__", "")
+            if not caller.startswith("pyslub"):
+                raise SlabError("re-entrant call into pyslub (from a hook, finalizer or "
+                                "signal handler running inside an operation): refused")
+            self.depth += 1
+            return
+        self.lock.acquire()
+        self.owner = me
+        self.depth = 1
+        if self.broken:
+            self.owner = 0
+            self.depth = 0
+            self.lock.release()
+            raise SlabError(f"this Memory is unusable: an operation was interrupted "
+                            f"({self.broken})")
+        self.saved = (sys.gettrace(), sys.getprofile(), gc.isenabled())
+        sys.settrace(None)
+        sys.setprofile(None)
+        gc.disable()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not issubclass(exc_type, self.EXPECTED):
+            self.broken = f"{exc_type.__name__}: {exc}"
+        self.depth -= 1
+        if self.depth:
+            return
+        trace, profile, gc_on = self.saved
+        if gc_on:
+            gc.enable()
+        sys.setprofile(profile)
+        sys.settrace(trace)
+        self.owner = 0
+        self.lock.release()
+
+
 class Memory:
     """An arena of ``size`` bytes with ``nr_cpus`` logical cpus.
+
+    ``checks`` (default True): safe mode -- every free of an object that is not allocated
+    (double free, never handed out, duplicate in one array) and every freelist that leads to an
+    allocated object is refused with SlabError before anything changes.  ``checks=False`` runs
+    the kernel's exact unchecked paths (what the seed's benchmark measures).
+    ``slub``: the SLUB generation of new caches, "4.4" (the seed's allocator), "6.18" (opt-in
+    sheaves) or "7.0" (sheaves for every cache).
 
     >>> mem = Memory(size=64 << 20, nr_cpus=2)
     >>> cache = mem.create_cache("packets", 232, flags=SLAB_HWCACHE_ALIGN)
     >>> addr = cache.alloc(); cache.view(addr)[:4] = b"abcd"; cache.free(addr)
     """
 
-    def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS) -> None:
-        for what, value in (("size", size), ("nr_cpus", nr_cpus)):
+    def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS, *,
+                 checks: bool = True, slub: str = "4.4", cpu_policy: str = "thread",
+                 max_caches: int = 1024) -> None:
+        for what, value in (("size", size), ("nr_cpus", nr_cpus), ("max_caches", max_caches)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{what} must be an int, got {type(value).__name__}")
-        self.pa = PageAllocator(size, nr_cpus)
+        if slub not in SLUB_GENERATIONS:
+            raise ValueError(f"slub {slub!r}: choose one of {tuple(SLUB_GENERATIONS)}")
+        if cpu_policy not in CPU_POLICIES:
+            raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
+        if not 2 <= max_caches <= 65536:
+            raise ValueError(f"max_caches {max_caches} outside 2..65536")
+        self._seg = Segment.private(size, nr_cpus, max_caches)
+        if checks:
+            self._seg.set_flags(MEM_CHECKS)
         self.nr_cpus = nr_cpus
+        self.checks = bool(checks)
+        self.slub = slub
+        self.cpu_policy = cpu_policy
+        self._gen = SLUB_GENERATIONS[slub]
+        self._local = threading.local()
         self._caches: list[Cache | None] = [None]     # index = page.slab_cache id
         self._kmalloc: list[Cache] = []
+        self._lock = threading.Lock()                 # Python-side registry (this process)
+        self._guard = _Guard() if not _slab_compiled() else None
+        _LIVE.add(self)
 
     # ---- cpus --------------------------------------------------------------------------------
 
+    def _binding(self) -> _Binding:
+        b = self._local.__dict__.get("b")
+        if b is None:
+            b = self._local.b = _Binding(self._seg, self.cpu_policy)
+        return b
+
+    def _bind(self) -> None:
+        """The core's callback on a TLS miss: cache this thread's binding for this Memory."""
+        b = self._binding()
+        _slab.set_binding(self._seg.token, b.cpu, b.seat)
+
     @property
     def cpu(self) -> int:
-        """The logical cpu the calling code runs on."""
-        return self.pa.cur_cpu
+        """The logical cpu the calling thread runs on."""
+        cpu = self._binding().cpu
+        if cpu < 0:
+            return _sched_cpu() % self.nr_cpus
+        return cpu
 
     @contextlib.contextmanager
     def on_cpu(self, cpu: int) -> Iterator[None]:
-        """Run the block on logical cpu ``cpu`` (its kmem_cache_cpu state is used).
-
-        The current cpu belongs to the Memory, not to a thread: calls into the core are
-        serialised by the GIL today, and real threads on logical cpus come with the GIL-free
-        core.
-        """
+        """Run the block on logical cpu ``cpu`` (its kmem_cache_cpu state is used).  Binds the
+        calling thread only; nested blocks restore the outer binding."""
         if not isinstance(cpu, int) or isinstance(cpu, bool) or not (0 <= cpu < self.nr_cpus):
             raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
-        saved = self.pa.cur_cpu
-        self.pa.cur_cpu = cpu
+        b = self._binding()
+        b.stack.append(cpu)
+        _slab.set_binding(self._seg.token, cpu, b.seat)
         try:
             yield
         finally:
-            self.pa.cur_cpu = saved
+            b.stack.pop()
+            _slab.set_binding(self._seg.token, b.cpu, b.seat)
 
     # ---- caches ------------------------------------------------------------------------------
 
-    def create_cache(self, name: str, object_size: int, align: int = 0, flags: int = 0) -> Cache:
+    def create_cache(self, name: str, object_size: int, align: int = 0, flags: int = 0, *,
+                     sheaf_capacity: int | None = None) -> Cache:
         """kmem_cache_create(): a cache sized by the kernel's formulas for ``nr_cpus``."""
         if not isinstance(name, str) or not name:
             raise ValueError("cache name must be a non-empty str")
         if name.startswith("kmalloc-"):
             raise ValueError(f"cache name {name!r}: kmalloc-* names belong to the kmalloc caches")
-        return self._create_cache(name, object_size, align, flags)
+        if sheaf_capacity is not None:
+            raise ValueError("sheaf_capacity: percpu sheaves are not built yet")
+        return self._create_cache(name, object_size, align, flags, -1)
 
-    def _create_cache(self, name: str, object_size: int, align: int, flags: int) -> Cache:
-        if any(c is not None and not c.dead and c.name == name for c in self._caches):
-            raise ValueError(f"a cache named {name!r} exists already")
+    def _create_cache(self, name: str, object_size: int, align: int, flags: int,
+                      kmalloc_index: int) -> Cache:
         geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
-        cache = Cache(self.pa, len(self._caches), name, geometry)
-        self._caches.append(cache)
+        with self._lock:
+            cid = _slab.create_descriptor(self._seg, name, geometry, self._gen, 0, kmalloc_index)
+            cache = Cache(self._seg, cid, self._bind)
+            while len(self._caches) <= cid:
+                self._caches.append(None)
+            self._caches[cid] = cache
         return cache
 
     def destroy_cache(self, cache: Cache) -> None:
         """kmem_cache_destroy() (same as ``cache.destroy()``), then forget the cache."""
+        if not isinstance(cache, Cache):
+            raise TypeError(f"expected a pyslub Cache, got {type(cache).__name__}")
+        if cache.id >= len(self._caches) or self._caches[cache.id] is not cache:
+            raise SlabError(f"cache {cache.name!r} does not belong to this Memory")
+        if cache in self._kmalloc:
+            raise SlabError(f"cache {cache.name!r} is a kmalloc cache")
         cache.destroy()
         self._caches[cache.id] = None
 
@@ -124,7 +282,13 @@ class Memory:
 
     def free_pages(self) -> int:
         """Pages free in the page allocator."""
-        return self.pa.nr_free_pages
+        return self._seg.nr_free_pages
+
+    def inject_page_failures(self, after: int) -> None:
+        """Tests: make arena page allocations fail after ``after`` more successes (-1: off)."""
+        if not isinstance(after, int) or after < -1:
+            raise ValueError(f"after must be an int >= -1, got {after!r}")
+        self._seg.inject_failures(after)
 
     # ---- kmalloc -----------------------------------------------------------------------------
 
@@ -132,8 +296,8 @@ class Memory:
         if not self._kmalloc:                          # create_kmalloc_caches()
             self._kmalloc = [
                 self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024 else f"kmalloc-{sz}",
-                                   sz, 0, 0)
-                for sz in KMALLOC_SIZES]
+                                   sz, 0, 0, i)
+                for i, sz in enumerate(KMALLOC_SIZES)]
         return self._kmalloc
 
     def kmalloc(self, size: int) -> int:
@@ -147,49 +311,44 @@ class Memory:
                 raise ValueError(f"kmalloc size {size} above KMALLOC_MAX_SIZE "
                                  f"({KMALLOC_MAX_SIZE})")
             order = get_order(size)                    # kmalloc_large()
-            page = self.pa.page_alloc(order)
+            page = self._seg.alloc_large(order)
             if page == 0:
                 raise MemoryError(f"kmalloc({size}): no free block of order {order}")
-            self.pa.pm[page * PM_STRIDE + PM_FLAGS] |= PG_LARGE
             return page << PAGE_SHIFT
         return self._kmalloc_caches()[kmalloc_index(size)].alloc()
 
     def _large_order(self, addr: int) -> int:
         """Order of the large kmalloc block starting at ``addr``, or -1."""
-        if addr & (PAGE_SIZE - 1) or not (0 < addr < self.pa.arena_bytes):
-            return -1
-        flags = self.pa.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_FLAGS]
-        if (flags & (PG_LARGE | PG_HEAD)) != (PG_LARGE | PG_HEAD):
-            return -1
-        return (flags >> ORDER_SHIFT) & ORDER_MASK
+        return self._seg.large_order(addr)
 
     def cache_of(self, addr: int) -> Cache:
         """The cache owning the slab object ``addr`` (virt_to_head_page()->slab_cache)."""
-        addr = operator.index(addr)
-        if not (0 < addr < self.pa.arena_bytes):
+        addr = address_arg(addr)
+        if not (0 < addr < self._seg.arena_bytes):
             raise SlabError(f"address {addr!r} is outside the arena")
-        head = self.pa.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD]
-        if head == 0 or not (self.pa.pm[head * PM_STRIDE + PM_FLAGS] & PG_SLAB):
+        head = self._seg.page_word(addr >> PAGE_SHIFT, PM_HEAD)
+        if head == 0 or not (self._seg.page_word(head, PM_FLAGS) & PG_SLAB):
             raise SlabError(f"address {addr:#x} is not on a slab page")
-        cache = self._caches[self.pa.pm[head * PM_STRIDE + PM_SLAB_CACHE]]
-        assert cache is not None
+        cid = self._seg.page_word(head, PM_SLAB_CACHE)
+        cache = self._caches[cid] if cid < len(self._caches) else None
+        if cache is None:
+            raise SlabError(f"address {addr:#x} is on a slab of a destroyed cache")
         return cache
 
     def kfree(self, addr: int) -> None:
         """kfree(): free a kmalloc'ed (or any slab) object; NULL and ZERO_SIZE_PTR are ignored."""
-        addr = operator.index(addr)
+        addr = address_arg(addr)
         if addr in (0, ZERO_SIZE_PTR):
             return
-        order = self._large_order(addr)
-        if order >= 0:
-            self.pa.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_FLAGS] &= ~PG_LARGE
-            self.pa.page_free(addr >> PAGE_SHIFT, order)
+        if self._large_order(addr) >= 0:
+            if not self._seg.kfree_large(addr):
+                raise SlabError(f"kfree: large block {addr:#x} is not allocated")
             return
         self.cache_of(addr).free(addr)
 
     def ksize(self, addr: int) -> int:
         """ksize(): bytes usable at ``addr`` (the slot, or the whole large block)."""
-        addr = operator.index(addr)
+        addr = address_arg(addr)
         order = self._large_order(addr)
         if order >= 0:
             return PAGE_SIZE << order
@@ -203,12 +362,94 @@ class Memory:
 
     def kfree_bulk(self, p: np.ndarray, size: int | None = None) -> None:
         """kfree_bulk(): kmem_cache_free_bulk(NULL, ...) -- each list's cache taken from its
-        slab, large allocations freed on their own (v4.6 lookahead, NULLs skipped)."""
-        kfree_bulk_array(self, p, size)
+        slab, large allocations freed on their own (v4.6 lookahead, NULLs skipped).  Every entry
+        is checked first: SlabError names the first bad one, and nothing is freed."""
+        any_cache = next((c for c in self._caches if c is not None), None)
+        if any_cache is None:
+            any_cache = self._kmalloc_caches()[0]
+        kfree_bulk(self._seg, self._caches, any_cache, p, size)
+
+    def view(self, addr: int) -> memoryview:
+        """A writable memoryview of any live allocation: a slab object (``object_size``
+        bytes) or a large kmalloc block (all its pages)."""
+        addr = address_arg(addr)
+        order = self._large_order(addr)
+        if order >= 0:
+            if self.checks and not self._seg.is_live(addr):
+                raise SlabError(f"no allocation at {addr:#x}")
+            return self._seg.raw(addr, PAGE_SIZE << order)
+        return self.cache_of(addr).view(addr)
+
+    def raw(self, addr: int, nbytes: int) -> memoryview:
+        """A writable memoryview of arena bytes ``[addr, addr + nbytes)``: red zones, padding,
+        stored free pointers -- the tool for tests and teaching (it bypasses every check)."""
+        addr = operator.index(addr)
+        nbytes = operator.index(nbytes)
+        if nbytes < 0 or addr < 0 or addr + nbytes > self._seg.arena_bytes:
+            raise SlabError(f"raw({addr:#x}, {nbytes}): outside the arena "
+                            f"(0..{self._seg.arena_bytes:#x})")
+        return self._seg.raw(addr, nbytes)
+
+    def _fork_prepare(self) -> None:
+        _slab.lock_all(self._seg, [c for c in self._caches if c is not None])
+
+    def _fork_release(self) -> None:
+        _slab.unlock_all(self._seg, [c for c in self._caches if c is not None])
 
     def __repr__(self) -> str:
-        return (f"<pyslub.Memory {self.pa.arena_bytes >> 20} MiB, {self.nr_cpus} cpus, "
-                f"{len(self.caches)} caches>")
+        return (f"<pyslub.Memory {self._seg.arena_bytes >> 20} MiB, {self.nr_cpus} cpus, "
+                f"SLUB {self.slub}, {len(self.caches)} caches"
+                f"{'' if self.checks else ', checks off'}>")
 
 
-__all__ = ["Memory", "FREE_BULK_STRATEGIES", "KMALLOC_SIZES", "ZERO_SIZE_PTR"]
+def _slab_compiled() -> bool:
+    return not _slab.__file__.endswith(".py")
+
+
+_sched_cpu = _slab.sched_cpu
+_LIVE: weakref.WeakSet[Memory] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for mem in list(_LIVE):
+        if mem._guard is not None:
+            mem._guard.lock.acquire()
+        mem._fork_prepare()
+
+
+def _after_fork() -> None:
+    for mem in list(_LIVE):
+        mem._fork_release()
+        if mem._guard is not None:
+            mem._guard.lock.release()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
+                    after_in_child=_after_fork)
+
+
+# Uncompiled: every public operation runs under the Memory's guard.
+if not _slab_compiled():
+    def _serialised(fn, memory_of):
+        def run(self, *args, **kwargs):
+            guard = memory_of(self)._guard
+            with guard:
+                return fn(self, *args, **kwargs)
+        run.__name__ = fn.__name__
+        run.__qualname__ = fn.__qualname__
+        run.__doc__ = fn.__doc__
+        return run
+
+    def _memory_of_cache(cache):
+        return cache.binder.__self__
+
+    for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "view", "flush_cpu", "shrink",
+                  "destroy", "live_objects", "validate", "stats", "occupancy"):
+        setattr(Cache, _name, _serialised(getattr(Cache, _name), _memory_of_cache))
+    for _name in ("create_cache", "destroy_cache", "kmalloc", "kfree", "kfree_bulk", "view"):
+        setattr(Memory, _name, _serialised(getattr(Memory, _name), lambda m: m))
+
+
+
+__all__ = ["CPU_POLICIES", "FREE_BULK_STRATEGIES", "KMALLOC_SIZES", "Memory",
+           "SLUB_GENERATIONS", "ZERO_SIZE_PTR"]

@@ -1,19 +1,39 @@
+# C-level declaration of the segment and its page allocators (page_alloc.py).
 from pyslub._layout cimport *
+from pyslub._prim cimport gettid, mutex_lock, mutex_unlock
 
-cdef class PageAllocator:
-    cdef readonly object arena        # anonymous mmap: the memory every object lives in
-    cdef readonly object meta         # anonymous mmap: one PM_STRIDE-word record per page
-    cdef readonly i64[::1] words             # the arena as 64-bit words (free pointers live here)
-    cdef readonly i64[::1] pm               # page records ("struct page", SLUB view)
-    cdef i64[::1] free_area           # per order: head page of the free list, then nr_free
-    cdef readonly i64 nr_pages        # pages in the arena (page 0 reserved: address 0 = NULL)
+cdef class Segment:
+    cdef readonly object mapping      # the mmap holding everything below
+    cdef readonly bint shared         # a POSIX shm segment (else anonymous MAP_PRIVATE)
+    cdef i64[::1] hdr                 # header words (H_*)
+    cdef i64[::1] desc                # cache descriptors (D_*, N_*, B_*): MAX_CACHES x DESC_STRIDE
+    cdef i64[::1] pm                  # page records of the arena, then of the metadata region
+    cdef unsigned char[::1] state     # object state bytes (OBJ_*), one per 8 arena bytes
+    cdef i64[::1] meta                # metadata region: cpu records, counters, sheaves
+    cdef i64[::1] words               # the arena as 64-bit words (free pointers live here)
+    cdef object arena                 # the arena as bytes (object views are slices of it)
     cdef readonly i64 arena_bytes
-    cdef readonly i64 nr_free_pages
-    cdef readonly int nr_cpus         # logical cpus 0 .. nr_cpus-1
-    cdef public int cur_cpu           # the logical cpu the caller runs on (Memory.on_cpu)
-    cdef readonly i64 fail_after      # fault injection: fail this many page allocations from now (<0: off)
+    cdef readonly i64 nr_pages        # arena pages (page 0 reserved: address 0 = NULL)
+    cdef readonly i64 meta_bytes
+    cdef readonly i64 meta_pages
+    cdef readonly int nr_cpus
+    cdef readonly int max_caches
+    cdef readonly i64 token           # process-local identity (thread bindings are cached by it)
 
-    cdef i64 alloc_pages(self, int order)
-    cdef void free_pages(self, i64 page, int order)
-    cdef void _list_add(self, i64 page, int order)
-    cdef void _list_del(self, i64 page, int order)
+    cdef void _list_add(self, i64 fa, i64 base, i64 page, int order) noexcept nogil
+    cdef void _list_del(self, i64 fa, i64 base, i64 page, int order) noexcept nogil
+    cdef i64 _buddy_alloc(self, int region, int order) noexcept nogil
+    cdef void _buddy_free(self, int region, i64 page, int order) noexcept nogil
+    cdef i64 alloc_pages(self, int order) noexcept nogil
+    cdef void free_pages(self, i64 page, int order) noexcept nogil
+    cdef i64 meta_alloc(self, i64 nbytes) noexcept
+    cdef void meta_free(self, i64 w, i64 nbytes) noexcept
+    cpdef i64 alloc_large(self, int order)
+    cdef void free_large(self, i64 page) noexcept nogil
+    cpdef i64 large_order(self, i64 addr) noexcept
+
+cdef inline void zone_lock(Segment seg, int idx) noexcept nogil:
+    mutex_lock(&seg.hdr[idx], gettid())
+
+cdef inline void zone_unlock(Segment seg, int idx) noexcept nogil:
+    mutex_unlock(&seg.hdr[idx])

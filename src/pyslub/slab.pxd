@@ -1,19 +1,28 @@
 # C-level declaration of the slab core (slab.py).  Fields are commented where they are declared;
 # the invariants and the lock order are in slab.py's header.
 from pyslub._layout cimport *
-from pyslub._prim cimport cmpxchg_double, this_cpu_cmpxchg_double, barrier
-from pyslub.page_alloc cimport PageAllocator
+from pyslub._prim cimport (cmpxchg_double, this_cpu_cmpxchg_double, cmpxchg, fetch_add,
+                           load_acquire, store_release, cpu_relax, barrier, mutex_lock,
+                           mutex_unlock, spin_lock, spin_unlock, gettid)
+from pyslub.page_alloc cimport Segment
 
 cdef class KmemCache:
-    # --- where things live ---------------------------------------------------------------------
-    cdef readonly PageAllocator pa    # the arena and its page records
-    cdef readonly i64[::1] words             # arena as 64-bit words (free pointers live in the objects)
-    cdef readonly i64[::1] pm              # page records (struct page)
-    cdef readonly object cpu_mem      # mmap backing cpu_slab (16-byte aligned pairs)
-    cdef readonly i64[::1] cpu_slab          # nr_cpus records of CPU_STRIDE words: kmem_cache_cpu + stats
-    # --- geometry (kernel struct kmem_cache) -----------------------------------------------------
+    # --- where things live (private: nothing here is reachable from Python) -------------------
+    cdef Segment seg                  # the mapping holding all state below
+    cdef i64[::1] words               # the arena as 64-bit words (free pointers live in objects)
+    cdef i64[::1] pm                  # page records (struct page)
+    cdef i64[::1] meta                # metadata region (cpu records, counters, sheaves)
+    cdef i64[::1] desc                # descriptor words of every cache; ours start at d
+    cdef unsigned char[::1] state     # object state bytes (OBJ_*), addr >> 3
+    cdef i64[::1] ring                # process-local event ring (reports, recorders, probes)
+    cdef i64 d                        # word index of our descriptor in desc
+    cdef i64 cpu_base                 # meta word index of cpu 0's record
+    cdef i64 stats_base               # meta word index of the counters [cpu][seat][NR_STATS]
+    cdef i64 token                    # the segment's process-local token (thread bindings)
+    # --- geometry (kernel struct kmem_cache; immutable, copied from the descriptor) -----------
     cdef readonly str name
     cdef readonly int id              # page.slab_cache of this cache's slabs
+    cdef readonly int gen             # GEN_V44 / GEN_V618 / GEN_V70
     cdef readonly i64 flags           # SLAB_* | OBJECT_POISON | CMPXCHG_DOUBLE
     cdef readonly i64 object_size     # what the user asked for
     cdef readonly i64 size            # slot size incl. metadata and alignment
@@ -24,62 +33,71 @@ cdef class KmemCache:
     cdef readonly i64 objects         # ... and its objects per slab
     cdef readonly int min_order       # min: smallest order holding one object ...
     cdef readonly i64 min_objects     # ... and its objects per slab
-    cdef readonly i64 min_partial     # keep at least this many empty-able slabs on the node list
-    cdef readonly i64 cpu_partial     # max free objects kept on each cpu partial list
-    cdef readonly i64 reciprocal_size # round(2**32 / size): object index without a division
+    cdef readonly i64 sheaf_capacity  # 0: no sheaves
+    cdef i64 reciprocal_size          # round(2**32 / size): object index without a division
     cdef readonly i64 arena_bytes
     cdef readonly int nr_cpus
-    cdef readonly i64 tid_step        # TID_STEP = roundup_pow_of_two(nr_cpus)
+    cdef i64 tid_step                 # TID_STEP = roundup_pow_of_two(nr_cpus)
     cdef readonly bint debug          # kmem_cache_debug(s)
-    # --- kmem_cache_node (one node) --------------------------------------------------------------
-    cdef readonly i64 nr_partial      # slabs on the partial list    [list_lock]
-    cdef readonly i64 partial_head            # first / last page on it       [list_lock]
-    cdef readonly i64 partial_tail
-    cdef readonly i64 full_head               # full list, SLAB_STORE_USER only [list_lock]
-    cdef readonly i64 full_tail
-    cdef readonly i64 nr_slabs        # all slabs of the cache (atomic in the kernel)
-    cdef readonly i64 total_objects   # objects in all slabs
-    cdef readonly int list_lock       # 1 while held (serialised model; a spinlock later)
-    # --- bulk settings ---------------------------------------------------------------------------
-    cdef readonly int fb_strategy     # default free_bulk strategy (FB_*)
-    cdef readonly int lookahead       # look-ahead depth of the lookahead strategies (3)
-    # --- observation ---------------------------------------------------------------------------
-    cdef public object recorder       # None, or a list collecting (slab, objects, kind) per free
+    cdef readonly bint checks         # MEM_CHECKS: object state checked on every alloc/free
+    # --- observation (process-local) -----------------------------------------------------------
+    cdef i64 observe                  # EV_* mask of events recorded into ring
+    cdef object recorders             # record_frees() collectors (list), drained after each op
     cdef readonly list reports        # kernel-style reports of detected corruption
-    cdef readonly bint dead           # destroyed
+    cdef object drain_lock            # one thread at a time turns the ring into Python objects
+    cdef object binder                # Memory callback: sets the calling thread's binding
 
     # freelist words
-    cdef i64 freepointer_corrupt(self, i64 obj, i64 fp, i64 page) noexcept
-    # node lists
-    cdef void take_list_lock(self, i64 c) noexcept
-    cdef void release_list_lock(self) noexcept
-    cdef void add_partial(self, i64 page, int tail) noexcept
-    cdef void remove_partial(self, i64 page) noexcept
-    cdef void add_full(self, i64 page) noexcept
-    cdef void remove_full(self, i64 page) noexcept
+    cdef i64 freepointer_corrupt(self, i64 obj, i64 fp, i64 page) noexcept nogil
+    cdef void emit(self, i64 kind, i64 a, i64 b, i64 c, i64 d) noexcept nogil
+    cpdef drain(self)
+    # node lists (list_lock held)
+    cdef void add_partial(self, i64 page, int tail) noexcept nogil
+    cdef void remove_partial(self, i64 page) noexcept nogil
+    cdef void add_full(self, i64 page) noexcept nogil
+    cdef void remove_full(self, i64 page) noexcept nogil
     # slabs
-    cdef i64 new_slab(self, i64 c) noexcept
-    cdef void discard_slab(self, i64 page) noexcept
+    cdef i64 new_slab(self, i64 st) noexcept nogil
+    cdef void discard_slab(self, i64 page) noexcept nogil
     # allocation
-    cdef i64 slab_alloc_node(self) noexcept
-    cdef i64 slab_alloc_slowpath(self, i64 c) noexcept
-    cdef i64 load_freelist(self, i64 c, i64 page, i64 freelist) noexcept
-    cdef i64 get_freelist(self, i64 page) noexcept
-    cdef i64 new_slab_objects(self, i64 c) noexcept
-    cdef i64 get_partial_node(self, i64 c) noexcept
-    cdef bint alloc_debug_processing(self, i64 page, i64 obj) noexcept
-    # cpu slab and cpu partial list
-    cdef void deactivate_slab(self, i64 c, i64 page, i64 freelist) noexcept
-    cdef void flush_slab(self, i64 c) noexcept
-    cdef void put_cpu_partial(self, i64 c, i64 page, bint drain) noexcept
-    cdef void unfreeze_partials(self, i64 c) noexcept
+    cdef i64 slab_alloc_node(self, i64 c, i64 st) noexcept nogil
+    cdef i64 slab_alloc(self, i64 c, i64 st) noexcept nogil
+    cdef i64 slab_alloc_slowpath(self, i64 c, i64 st) noexcept nogil
+    cdef i64 load_freelist(self, i64 c, i64 st, i64 page, i64 freelist) noexcept nogil
+    cdef i64 get_freelist(self, i64 st, i64 page) noexcept nogil
+    cdef i64 new_slab_objects(self, i64 c, i64 st) noexcept nogil
+    cdef i64 get_partial_node(self, i64 c, i64 st) noexcept nogil
+    cdef bint alloc_debug_processing(self, i64 st, i64 page, i64 obj) noexcept nogil
+    cdef i64 take_object(self, i64 page, i64 obj) noexcept nogil
+    # cpu slab and cpu partial list (cpu claimed)
+    cdef void deactivate_slab(self, i64 c, i64 st, i64 page, i64 freelist) noexcept nogil
+    cdef void flush_slab(self, i64 c, i64 st) noexcept nogil
+    cdef void put_cpu_partial(self, i64 c, i64 st, i64 page, bint drain) noexcept nogil
+    cdef void unfreeze_partials(self, i64 c, i64 st) noexcept nogil
+    cdef void flush_cpu_claimed(self, i64 c, i64 st) noexcept nogil
     # free
-    cdef void do_slab_free(self, i64 page, i64 head, i64 tail, i64 cnt) noexcept
-    cdef void slab_free_slowpath(self, i64 c, i64 page, i64 head, i64 tail, i64 cnt) noexcept
-    cdef bint free_debug_processing(self, i64 page, i64 head, i64 tail, i64 cnt) noexcept
-    cdef void record(self, i64 page, i64 head, i64 cnt, int fast) noexcept
-    cdef i64 check_free_addr(self, i64 addr) noexcept
-    cdef i64 cache_free(self, i64 addr) noexcept
+    cdef void do_slab_free(self, i64 c, i64 st, i64 page, i64 head, i64 tail,
+                           i64 cnt) noexcept nogil
+    cdef void slab_free_slowpath(self, i64 c, i64 st, i64 page, i64 head, i64 tail,
+                                 i64 cnt) noexcept nogil
+    cdef bint free_debug_processing(self, i64 page, i64 head, i64 tail, i64 cnt) noexcept nogil
+    cdef bint on_freelist(self, i64 page, i64 search) noexcept nogil
+    cdef void record(self, i64 page, i64 head, i64 cnt, int fast) noexcept nogil
+    cdef i64 check_free_addr(self, i64 addr) noexcept nogil
+    cdef i64 free_checked(self, i64 c, i64 st, i64 addr) noexcept nogil
+    cdef i64 shrink_node(self, i64 st) noexcept nogil
+
+
+# ---- event ring (process-local): EV_* records written by the core, read after each operation --
+cdef enum:
+    RING_WORDS = 65536
+    R_WPOS = 0                        # next free word (reserved with cmpxchg)
+    R_RPOS = 1                        # next record to read (the draining thread's)
+    R_LOST = 2                        # records dropped because the ring was full
+    R_DATA = 8
+    EV_REPORT = 1                     # [kind|EV, report code, object, slab, detail]
+    EV_FREE_LIST = 2                  # record_frees: [kind, slab, cnt, fast, obj...]
+    EV_MASK_RECORD = 2
 
 
 # Tiny helpers with the kernel's names, inline in every module that cimports this file.
@@ -102,15 +120,16 @@ cdef inline bint bad_freepointer(KmemCache s, i64 fp, i64 base, i64 span) noexce
     cdef i64 off = fp - base
     return fp != 0 and (off < 0 or off >= span or obj_to_index(s, off) * s.size != off)
 
-cdef inline i64 get_freepointer_safe(KmemCache s, i64 obj, i64 page) noexcept:
+cdef inline i64 page_objects(KmemCache s, i64 page) noexcept nogil:
+    return (s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK
+
+cdef inline i64 get_freepointer_safe(KmemCache s, i64 obj, i64 page) noexcept nogil:
     """get_freepointer(), checked: the next free object must be an object of the same slab.
 
     pyslub deviation: the kernel trusts object memory; we must never leave the arena.
     """
     cdef i64 fp = s.words[(obj + s.offset) >> 3]
-    if bad_freepointer(s, fp, page << PAGE_SHIFT,
-                       ((s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK)
-                       * s.size):
+    if bad_freepointer(s, fp, page << PAGE_SHIFT, page_objects(s, page) * s.size):
         return s.freepointer_corrupt(obj, fp, page)
     return fp
 
@@ -136,34 +155,134 @@ cdef inline i64 virt_to_head_page(KmemCache s, i64 addr) noexcept nogil:
     """Index of the compound head page of a (validated) address; 0 when not allocated."""
     return s.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD]
 
-cdef inline i64 this_cpu(KmemCache s) noexcept nogil:
-    """Word index of the current cpu's kmem_cache_cpu record."""
-    return s.pa.cur_cpu * CPU_STRIDE
+cdef inline void stat(KmemCache s, i64 st, int item) noexcept nogil:
+    """Count an event in the calling thread's seat of its cpu (st < 0: the shared seat)."""
+    if st >= 0:
+        s.meta[st + item] += 1
+    else:
+        fetch_add(&s.meta[-st + item], 1)
 
-cdef inline void stat(KmemCache s, i64 c, int item) noexcept nogil:
-    s.cpu_slab[c + C_STAT + item] += 1
+cdef inline void stat_add(KmemCache s, i64 st, int item, i64 n) noexcept nogil:
+    if st >= 0:
+        s.meta[st + item] += n
+    else:
+        fetch_add(&s.meta[-st + item], n)
 
 cdef inline i64 next_tid(KmemCache s, i64 tid) noexcept nogil:
     return tid + s.tid_step
 
-cdef inline i64 page_objects(KmemCache s, i64 page) noexcept nogil:
-    return (s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK
-
-cdef inline bint cmpxchg_double_slab(KmemCache s, i64 page, i64 old_fl, i64 old_cnt,
-                                     i64 new_fl, i64 new_cnt) noexcept nogil:
-    """Swap (page.freelist, page.counters): the kernel's locked cmpxchg16b (or slab_lock)."""
-    cdef i64 c = this_cpu(s)
-    stat(s, c, CMPXCHG_DOUBLE_SLAB)
-    if cmpxchg_double(&s.pm[page * PM_STRIDE + PM_FREELIST], old_fl, old_cnt, new_fl, new_cnt):
-        return True
-    stat(s, c, CMPXCHG_DOUBLE_FAIL)
-    return False
-
-cdef inline bint this_cpu_cmpxchg(KmemCache s, i64 c, i64 old_fl, i64 old_tid,
-                                  i64 new_fl, i64 new_tid) noexcept nogil:
-    """Swap (c.freelist, c.tid) of cpu record ``c``: cmpxchg16b without the lock prefix."""
-    stat(s, c, CMPXCHG_DOUBLE_CPU)
-    return this_cpu_cmpxchg_double(&s.cpu_slab[c + C_FREELIST], old_fl, old_tid, new_fl, new_tid)
-
 cdef inline i64 page_addr(i64 page) noexcept nogil:
     return page << PAGE_SHIFT
+
+cdef inline bint cmpxchg_double_slab(KmemCache s, i64 st, i64 page, i64 old_fl, i64 old_cnt,
+                                     i64 new_fl, i64 new_cnt) noexcept nogil:
+    """Swap (page.freelist, page.counters): the kernel's locked cmpxchg16b (or slab_lock)."""
+    stat(s, st, CMPXCHG_DOUBLE_SLAB)
+    if cmpxchg_double(&s.pm[page * PM_STRIDE + PM_FREELIST], old_fl, old_cnt, new_fl, new_cnt):
+        return True
+    stat(s, st, CMPXCHG_DOUBLE_FAIL)
+    cpu_relax()
+    return False
+
+cdef inline bint this_cpu_cmpxchg(KmemCache s, i64 st, i64 c, i64 old_fl, i64 old_tid,
+                                  i64 new_fl, i64 new_tid) noexcept nogil:
+    """Swap (c.freelist, c.tid) of cpu record ``c``."""
+    stat(s, st, CMPXCHG_DOUBLE_CPU)
+    return this_cpu_cmpxchg_double(&s.meta[c + C_FREELIST], old_fl, old_tid, new_fl, new_tid)
+
+cdef inline i64 read_tid(KmemCache s, i64 c) noexcept nogil:
+    """c.tid, read before c.freelist and c.page (an acquire load: the kernel's barrier())."""
+    return load_acquire(&s.meta[c + C_TID])
+
+cdef inline i64 cpu_claim(KmemCache s, i64 c, i64 st) noexcept nogil:
+    """Enter a section the kernel runs with IRQs disabled on this cpu ("local_irq_disable"):
+    set TID_BUSY in c.tid with one pair swap.  Until cpu_release() no fast path of this cpu can
+    succeed (their swaps expect a tid without TID_BUSY) and no other thread enters such a
+    section of this cpu.  Returns the tid found (without TID_BUSY)."""
+    cdef i64 tid, fl
+    cdef int spins = 0
+    while True:
+        tid = read_tid(s, c)
+        if not (tid & TID_BUSY):
+            fl = s.meta[c + C_FREELIST]
+            if this_cpu_cmpxchg_double(&s.meta[c + C_FREELIST], fl, tid, fl, tid | TID_BUSY):
+                stat(s, st, LOCAL_LOCK)
+                s.meta[c + C_OWNER] = gettid()
+                return tid
+        spins = wait_busy(spins)
+
+cdef inline void cpu_release(KmemCache s, i64 c, i64 tid) noexcept nogil:
+    """Leave the section ("local_irq_enable"): publish everything written meanwhile, then a new
+    tid, so that fast paths which read the old one fail and retry."""
+    s.meta[c + C_OWNER] = 0
+    store_release(&s.meta[c + C_TID], next_tid(s, tid))
+
+cdef inline int wait_busy(int spins) noexcept nogil:
+    """Waiting for another thread of the same cpu: spin briefly, then give the core away."""
+    if spins < 128:
+        cpu_relax()
+    else:
+        yield_cpu()
+    return spins + 1
+
+cdef inline i64 ring_reserve(KmemCache s, i64 n) noexcept nogil:
+    """Reserve n words of the event ring; their index, or 0 when it is full (counted)."""
+    cdef i64 w
+    while True:
+        w = s.ring[R_WPOS]
+        if w + n > RING_WORDS:
+            fetch_add(&s.ring[R_LOST], 1)
+            return 0
+        if cmpxchg(&s.ring[R_WPOS], w, w + n):
+            return w
+
+cdef inline void ring_commit(KmemCache s, i64 w, i64 head) noexcept nogil:
+    """Publish a reserved record: its header word last (readers stop at a zero header)."""
+    store_release(&s.ring[w], head)
+
+cdef inline bint ring_reset(KmemCache s, i64 end) noexcept nogil:
+    return cmpxchg(&s.ring[R_WPOS], end, R_DATA)
+
+cdef extern from "<sched.h>" nogil:
+    int yield_cpu "sched_yield"()
+
+cdef inline void list_lock(KmemCache s, i64 st) noexcept nogil:
+    """spin_lock(&n->list_lock)."""
+    mutex_lock(&s.desc[s.d + N_LIST_LOCK], gettid())
+    stat(s, st, LIST_LOCK)
+
+cdef inline void list_unlock(KmemCache s) noexcept nogil:
+    mutex_unlock(&s.desc[s.d + N_LIST_LOCK])
+
+cdef inline i64 nr_partial_of(KmemCache s) noexcept nogil:
+    return s.desc[s.d + N_NR_PARTIAL]
+
+cdef inline i64 min_partial_of(KmemCache s) noexcept nogil:
+    return s.desc[s.d + D_MIN_PARTIAL]
+
+cdef inline i64 cpu_partial_of(KmemCache s) noexcept nogil:
+    return s.desc[s.d + D_CPU_PARTIAL]
+
+cdef inline void inc_slabs_node(KmemCache s, i64 objects) noexcept nogil:
+    fetch_add(&s.desc[s.d + N_NR_SLABS], 1)
+    fetch_add(&s.desc[s.d + N_TOTAL_OBJECTS], objects)
+
+cdef inline void dec_slabs_node(KmemCache s, i64 objects) noexcept nogil:
+    fetch_add(&s.desc[s.d + N_NR_SLABS], -1)
+    fetch_add(&s.desc[s.d + N_TOTAL_OBJECTS], -objects)
+
+cdef inline i64 cpu_rec(KmemCache s, i64 cpu) noexcept nogil:
+    return s.cpu_base + cpu * CPU_STRIDE
+
+cdef inline i64 stats_rec(KmemCache s, i64 cpu, i64 seat) noexcept nogil:
+    """Counter block of (cpu, seat); negative for the shared seat (atomic adds)."""
+    cdef i64 st = s.stats_base + (cpu * (NR_SEATS + 1) + seat) * NR_STATS
+    return -st if seat == SHARED_SEAT else st
+
+cdef i64 current_cpu(KmemCache s) except -1
+
+cdef inline void _registry_lock(Segment seg) noexcept:
+    mutex_lock(&seg.hdr[H_REG_LOCK], gettid())
+
+cdef inline void _registry_unlock(Segment seg) noexcept:
+    mutex_unlock(&seg.hdr[H_REG_LOCK])

@@ -1,4 +1,4 @@
-"""The SLUB slab core: mm/slub.c (v4.4 era) over a flat arena.
+"""The SLUB slab core: mm/slub.c (v4.4 era) over a flat segment, safe for real threads.
 
 Design (as mm/slub.c's header, adapted)
 ---------------------------------------
@@ -7,17 +7,34 @@ A cache hands out objects of one size from *slabs*: blocks of ``2**order`` pages
 of its slab at ``offset`` (the *free pointer*), so freelists live inside the objects themselves.
 Each logical cpu owns one *cpu slab* (``c.page``) whose free objects sit on the lockless per-cpu
 freelist ``c.freelist``, versioned by ``c.tid``; alloc and free on the cpu slab are one swap of
-the pair ``(c.freelist, c.tid)`` (``this_cpu_cmpxchg_double``).  Frees into other slabs go to the
+the pair ``(c.freelist, c.tid)`` (``this_cpu_cmpxchg``).  Frees into other slabs go to the
 slab's own ``page.freelist``, swapped together with ``page.counters`` (``cmpxchg_double_slab``,
 a locked cmpxchg16b): the expensive operation the detached-freelist bulk free pays once per slab
 instead of once per object.
 
+Cpus are threads
+----------------
+A logical cpu is whatever thread runs "on" it (``Memory.on_cpu``, or the default policy), and
+several threads may run as the same cpu at once, on different cores: in userspace that is what
+preemption is to the kernel.  So:
+
+* the fast paths stay tid + cmpxchg16b, and the pair swap is a *locked* cmpxchg16b (the kernel's
+  ``this_cpu_cmpxchg_double`` is unlocked because only its own cpu can touch the pair);
+* where the kernel disables IRQs (``___slab_alloc``, bulk alloc, the 2015 bulk frees'
+  ``c->freelist`` splices, deactivation, cpu partial lists, flushes), a thread *claims* its cpu:
+  ``cpu_claim`` sets TID_BUSY in ``c.tid`` with one pair swap and ``cpu_release`` stores the next
+  tid.  While the bit is set no fast path of that cpu succeeds (their swaps expect a tid without
+  it; they wait and retry), and no other thread claims the cpu: the PREEMPT_RT ``local_lock``
+  shape, with the kernel's tid protocol doing the work;
+* ``list_lock`` is a futex mutex in the cache descriptor; the page allocators have their own.
+
 Lock order
 ----------
-  1. cpu context (the kernel disables IRQs / preemption; pyslub's core runs under the GIL, so a
-     cpu's record is only touched by the thread running as that cpu -- see ``Memory.on_cpu``)
-  2. node->list_lock (``take_list_lock``)
-  3. slab_lock (implicit: ``cmpxchg_double_slab`` swaps freelist+counters atomically)
+  1. cpu claim (TID_BUSY in c.tid) -- at most one cpu at a time, except flushes of every cpu
+     (flush_all, destroy, fork), which take them one after another, never two at once
+  2. node->list_lock (``list_lock``)
+  3. the page allocator's zone lock (a leaf: nothing is taken while it is held)
+  4. slab_lock (implicit: ``cmpxchg_double_slab`` swaps freelist+counters atomically)
 
 What protects what
 ------------------
@@ -25,10 +42,20 @@ What protects what
   ``cmpxchg_double_slab``.  ``inuse`` counts objects NOT on page.freelist (allocated, or on a
   cpu freelist).  ``frozen`` = owned by a cpu (its cpu slab, or on its cpu partial list in
   v4.4); a frozen slab is on no node list and list management leaves it alone.
-* ``c.freelist``, ``c.tid``: changed only through ``this_cpu_cmpxchg`` (fast paths) or inside the
-  cpu's own slow paths.  All objects on ``c.freelist`` belong to ``c.page``.
-* ``n.partial``, ``n.nr_partial``, ``n.full`` and the list links of slabs on them:
-  ``list_lock``.
+* ``c.freelist``, ``c.tid``: changed only by a successful ``this_cpu_cmpxchg`` (fast paths) or
+  by the thread holding the cpu's claim.  ``c.page``, ``c.partial``: only under the claim.  All
+  objects on ``c.freelist`` belong to ``c.page``.
+* ``n.partial``, ``n.nr_partial``, ``n.full``, PG_PARTIAL and the list links of slabs on them:
+  ``list_lock``.  ``nr_slabs``, ``total_objects``: atomic adds.
+* counters: per (cpu, seat).  A thread owns one seat of the Memory, so it is the only writer of
+  its words on every cpu and a plain increment is exact; threads beyond NR_SEATS share one seat
+  and add atomically.  ``stats()`` sums the seats.
+* object state bytes (safe mode, ``checks``): ``OBJ_LIVE`` is set by the thread that took the
+  object off a freelist, cleared by the thread that frees it before the object is linked anywhere.
+* What a thread may touch: its own cpu's records (claimed for anything but the two fast paths),
+  slabs through their pair swaps, node lists under list_lock.  No Python code runs inside any of
+  it: the core touches no Python object (the functions are ``nogil``), reports and recordings go
+  into a C ring that the public layer turns into Python objects after the operation.
 
 States of a slab
 ----------------
@@ -39,31 +66,80 @@ States of a slab
 
 Deviations from the kernel (each also noted where it happens)
 -------------------------------------------------------------
-* One NUMA node; no pfmemalloc; no IRQs: "IRQ off" sections are plain code under the GIL.
+* One NUMA node; no pfmemalloc; no IRQs: the cpu claim stands in for "IRQs off", and every claim
+  ends with a new tid (the kernel bumps tid only where it must; the effect on fast paths is the
+  same).
 * ``__slab_free`` / ``___slab_alloc`` are ``slab_free_slowpath`` / ``slab_alloc_slowpath``
   (Python mangles double-underscore names); ``do_slab_free`` is ``slab_free()`` of v4.4 (the
   name modern kernels use for the same function).
 * Every free pointer loaded from object memory is checked (``get_freepointer_safe``: it must be
-  an object slot of the same slab): a corrupted freelist is reported in ``reports`` and treated
-  as its end instead of crashing.  List walks are bounded by ``objects``.
+  an object slot of the same slab): a corrupted freelist is reported and treated as its end
+  instead of crashing.  List walks are bounded by ``objects``.  In safe mode (``checks``) an
+  object taken off any freelist must be free by its state byte, else the list is cut there and
+  the allocation fails with ERR_CORRUPT.
 * Debug flags (F, Z, P, U) change the layout and the paths exactly as v4.4 does (no cpu partial
   lists, every free through the locked slow path, one object per slow-path allocation, the full
-  list kept for U); of their runtime checks only F's exist yet (invalid pointers, double frees:
-  ``free_debug_processing``), and P fills new slabs with POISON_INUSE.
-* pyslub counts three extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock).
+  list kept for U); F's checks for invalid pointers and double frees are done, and P fills new
+  slabs with POISON_INUSE.
+* pyslub counts five extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
+  local_lock, barn_lock).
 """
 
-import mmap
-import operator
-import sys
+import threading
 
 import cython
 
 if cython.compiled:
-    from cython.cimports.cpython.object import PyObject_GenericSetAttr
+    from cython.cimports.pyslub._prim import getcpu, tls_cpu, tls_seat, tls_set, tls_token
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
-    from pyslub._prim import barrier, cmpxchg_double, this_cpu_cmpxchg_double
+    from pyslub._prim import (
+        cmpxchg,
+        cmpxchg_double,
+        fetch_add,
+        getcpu,
+        gettid,
+        load_acquire,
+        mutex_lock,
+        mutex_unlock,
+        store_release,
+        this_cpu_cmpxchg_double,
+        tls_cpu,
+        tls_seat,
+        tls_set,
+        tls_token,
+    )
+
+    RING_WORDS = 65536
+    R_WPOS = 0
+    R_RPOS = 1
+    R_LOST = 2
+    R_DATA = 8
+    EV_REPORT = 1
+    EV_FREE_LIST = 2
+    EV_MASK_RECORD = 2
+
+    def ring_reserve(s, n):
+        w = s.ring[R_WPOS]
+        if w + n > RING_WORDS:
+            s.ring[R_LOST] += 1
+            return 0
+        s.ring[R_WPOS] = w + n
+        return w
+
+    def ring_commit(s, w, head):
+        s.ring[w] = head
+
+    def ring_reset(s, end):
+        if s.ring[R_WPOS] != end:
+            return False
+        s.ring[R_WPOS] = R_DATA
+        return True
+
+    def wait_busy(spins):
+        raise RuntimeError("pyslub: a cpu is claimed by an interrupted operation")
+
+    from pyslub.page_alloc import Segment
 
     def get_freepointer(s, obj):
         return s.words[(obj + s.offset) >> 3]
@@ -71,23 +147,21 @@ else:
     def set_freepointer(s, obj, fp):
         s.words[(obj + s.offset) >> 3] = fp
 
-    def virt_to_head_page(s, addr):
-        return s.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD]
+    def obj_to_index(s, off):
+        return (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
 
-    def this_cpu(s):
-        return s.pa.cur_cpu * CPU_STRIDE
-
-    def stat(s, c, item):
-        s.cpu_slab[c + C_STAT + item] += 1
-
-    def next_tid(s, tid):
-        return tid + s.tid_step
+    def bad_freepointer(s, fp, base, span):
+        off = fp - base
+        return fp != 0 and (off < 0 or off >= span or obj_to_index(s, off) * s.size != off)
 
     def page_objects(s, page):
         return (s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK
 
-    def page_addr(page):
-        return page << PAGE_SHIFT
+    def get_freepointer_safe(s, obj, page):
+        fp = s.words[(obj + s.offset) >> 3]
+        if bad_freepointer(s, fp, page << PAGE_SHIFT, page_objects(s, page) * s.size):
+            return s.freepointer_corrupt(obj, fp, page)
+        return fp
 
     def object_page(s, addr):
         if addr == 0:
@@ -107,64 +181,328 @@ else:
             return BAD_BOUNDARY
         return page
 
-    def obj_to_index(s, off):
-        return (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
+    def virt_to_head_page(s, addr):
+        return s.pm[(addr >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD]
 
-    def bad_freepointer(s, fp, base, span):
-        off = fp - base
-        return fp != 0 and (off < 0 or off >= span or obj_to_index(s, off) * s.size != off)
+    def stat(s, st, item):
+        s.meta[abs(st) + item] += 1
 
-    def cmpxchg_double_slab(s, page, old_fl, old_cnt, new_fl, new_cnt):
-        c = this_cpu(s)
-        stat(s, c, CMPXCHG_DOUBLE_SLAB)
+    def stat_add(s, st, item, n):
+        s.meta[abs(st) + item] += n
+
+    def next_tid(s, tid):
+        return tid + s.tid_step
+
+    def page_addr(page):
+        return page << PAGE_SHIFT
+
+    def cmpxchg_double_slab(s, st, page, old_fl, old_cnt, new_fl, new_cnt):
+        stat(s, st, CMPXCHG_DOUBLE_SLAB)
         if cmpxchg_double(s.pm, page * PM_STRIDE + PM_FREELIST, old_fl, old_cnt, new_fl,
                           new_cnt):
             return True
-        stat(s, c, CMPXCHG_DOUBLE_FAIL)
+        stat(s, st, CMPXCHG_DOUBLE_FAIL)
         return False
 
-    def this_cpu_cmpxchg(s, c, old_fl, old_tid, new_fl, new_tid):
-        stat(s, c, CMPXCHG_DOUBLE_CPU)
-        return this_cpu_cmpxchg_double(s.cpu_slab, c + C_FREELIST, old_fl, old_tid, new_fl,
+    def this_cpu_cmpxchg(s, st, c, old_fl, old_tid, new_fl, new_tid):
+        stat(s, st, CMPXCHG_DOUBLE_CPU)
+        return this_cpu_cmpxchg_double(s.meta, c + C_FREELIST, old_fl, old_tid, new_fl,
                                        new_tid)
 
-    def get_freepointer_safe(s, obj, page):
-        fp = s.words[(obj + s.offset) >> 3]
-        if bad_freepointer(s, fp, page << PAGE_SHIFT,
-                           ((s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT)
-                            & OBJECTS_MASK) * s.size):
-            return s.freepointer_corrupt(obj, fp, page)
-        return fp
+    def read_tid(s, c):
+        return load_acquire(s.meta, c + C_TID)
 
-from pyslub._layout import EXTRA_STAT_NAMES, FREE_BULK_STRATEGIES, STAT_NAMES  # noqa: E402
-from pyslub.errors import SlabError  # noqa: E402
+    def cpu_claim(s, c, st):
+        # uncompiled, every public operation runs alone (pyslub.memory): nothing can hold it
+        tid = read_tid(s, c)
+        if tid & TID_BUSY:
+            raise RuntimeError("pyslub: cpu claimed twice (an interrupted operation?)")
+        s.meta[c + C_TID] = tid | TID_BUSY
+        stat(s, st, LOCAL_LOCK)
+        return tid
+
+    def cpu_release(s, c, tid):
+        store_release(s.meta, c + C_TID, next_tid(s, tid))
+
+    def list_lock(s, st):
+        mutex_lock(s.desc, s.d + N_LIST_LOCK, gettid())
+        stat(s, st, LIST_LOCK)
+
+    def list_unlock(s):
+        mutex_unlock(s.desc, s.d + N_LIST_LOCK)
+
+    def nr_partial_of(s):
+        return s.desc[s.d + N_NR_PARTIAL]
+
+    def min_partial_of(s):
+        return s.desc[s.d + D_MIN_PARTIAL]
+
+    def cpu_partial_of(s):
+        return s.desc[s.d + D_CPU_PARTIAL]
+
+    def inc_slabs_node(s, objects):
+        fetch_add(s.desc, s.d + N_NR_SLABS, 1)
+        fetch_add(s.desc, s.d + N_TOTAL_OBJECTS, objects)
+
+    def dec_slabs_node(s, objects):
+        fetch_add(s.desc, s.d + N_NR_SLABS, -1)
+        fetch_add(s.desc, s.d + N_TOTAL_OBJECTS, -objects)
+
+    def cpu_rec(s, cpu):
+        return s.cpu_base + cpu * CPU_STRIDE
+
+    def stats_rec(s, cpu, seat):
+        st = s.stats_base + (cpu * (NR_SEATS + 1) + seat) * NR_STATS
+        return -st if seat == SHARED_SEAT else st
+
 from pyslub.sizing import reciprocal_value  # noqa: E402
 
-
-@cython.cfunc
-@cython.exceptval(check=True)
-def address_arg(addr: object) -> i64:
-    """An address argument as a word: ints and anything with ``__index__`` (numpy integers),
-    never floats (TypeError); values that do not fit 64 bits become -1, i.e. outside."""
-    if type(addr) is not int:
-        addr = operator.index(addr)
-    a: i64
-    try:
-        a = addr
-    except OverflowError:
-        a = -1
-    return a
-
-
-# why an address is not an object of this cache (check_free_addr() < 0)
+# why an address cannot be freed (check_free_addr() / free_checked() < 0)
 BAD_REASONS = {
     BAD_NULL: "NULL pointer",
     BAD_OUTSIDE: "outside the arena",
     BAD_NOT_SLAB: "not on a slab page",
     BAD_OTHER_CACHE: "on a slab of another cache",
     BAD_BOUNDARY: "not on an object boundary",
+    BAD_FREE: "not allocated (already free: a double free, or never handed out)",
+    BAD_FREEING: "already being freed (it appears earlier in the same array, or another call "
+                 "is freeing it)",
+    BAD_LEAKED: "leaked on purpose by a failed consistency check",
 }
 
+
+def read_name(desc, d):
+    """The NUL-padded name stored in descriptor words ``d + D_NAME ..``."""
+    raw = b"".join(int(desc[d + D_NAME + i]).to_bytes(8, "little", signed=True)
+                   for i in range(D_NAME_WORDS))
+    return raw.rstrip(b"\0").decode("utf-8")
+
+
+def name_words(name):
+    """``name`` as D_NAME_WORDS signed words (ValueError when it does not fit 32 bytes)."""
+    raw = name.encode("utf-8")
+    if len(raw) > DESC_NAME_MAX or b"\0" in raw:
+        raise ValueError(f"cache name {name!r} must be at most {DESC_NAME_MAX} bytes of UTF-8 "
+                         "without NUL")
+    raw = raw.ljust(DESC_NAME_MAX, b"\0")
+    return [int.from_bytes(raw[8 * i:8 * i + 8], "little", signed=True)
+            for i in range(D_NAME_WORDS)]
+
+
+def report_text(name, code, a, b, c):
+    """The kernel-style line of an EV_REPORT record (code REP_*, then its three words)."""
+    if code == REP_FP_CORRUPT:
+        return (f"BUG {name}: Freepointer corrupt: object {a:#x} (slab {page_addr(c):#x}) "
+                f"points to {b & 0xFFFFFFFFFFFFFFFF:#x}; FIX {name}: freelist truncated, "
+                "the objects after it are leaked")
+    if code == REP_FREELIST_LIVE:
+        return (f"BUG {name}: Freelist points to an object in use: {a:#x} (slab "
+                f"{page_addr(c):#x}; a write after free?); FIX {name}: freelist cut before it, "
+                "the objects after it are leaked")
+    if code == REP_CYCLE:
+        return (f"BUG {name}: Freelist cycle detected in cpu freelist of slab "
+                f"{page_addr(c):#x}; FIX {name}: freelist truncated")
+    if code == REP_INVALID_FREE:
+        return (f"BUG {name}: Invalid object pointer {a:#x}; FIX {name}: Object at {b:#x} "
+                "not freed")
+    if code == REP_DOUBLE_FREE:
+        return (f"BUG {name}: Object already free: {a:#x} (double free); FIX {name}: Object "
+                f"at {b:#x} not freed")
+    if code == REP_BULK_COUNT:
+        return (f"BUG {name}: Bulk freelist count({a}) invalid; FIX {name}: Object at {b:#x} "
+                "not freed")
+    if code == REP_ALLOC_CHECK:
+        return (f"BUG {name}: Freelist Pointer check fails: object {a:#x} in slab "
+                f"{page_addr(c):#x}; FIX {name}: Marking all objects used")
+    return f"BUG {name}: report {code} ({a:#x}, {b:#x}, {c:#x})"
+
+
+def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc_index):
+    """kmem_cache_create()'s bookkeeping: a new descriptor (id), its cpu records and counters,
+    under the registry lock.  ValueError for a name in use; MemoryError when the descriptor
+    table or the metadata region is full."""
+    words = name_words(name)
+    g = geometry
+    lock_registry(seg)
+    try:
+        for cid in range(1, seg.hdr[H_NR_CACHES]):
+            if (seg.desc[cid * DESC_STRIDE + D_STATE] == DS_LIVE
+                    and read_name(seg.desc, cid * DESC_STRIDE) == name):
+                raise ValueError(f"a cache named {name!r} exists already")
+        cid = seg.hdr[H_NR_CACHES]
+        if cid >= seg.max_caches:
+            raise MemoryError(f"no room for cache {name!r}: {seg.max_caches - 1} caches were "
+                              "created in this Memory (ids are not reused)")
+        ncpu = seg.nr_cpus
+        cpu_bytes = ncpu * CPU_STRIDE * 8
+        stats_bytes = ncpu * (NR_SEATS + 1) * NR_STATS * 8
+        cpu_off = seg.meta_alloc(cpu_bytes)
+        stats_off = seg.meta_alloc(stats_bytes) if cpu_off else 0
+        if not stats_off:
+            if cpu_off:
+                seg.meta_free(cpu_off, cpu_bytes)
+            raise MemoryError(f"the metadata region is full: no room for cache {name!r}")
+        for cpu in range(ncpu):
+            seg.meta[cpu_off + cpu * CPU_STRIDE + C_TID] = cpu   # init_kmem_cache_cpus
+        d = cid * DESC_STRIDE
+        for i in range(DESC_STRIDE):
+            seg.desc[d + i] = 0
+        for i, w in enumerate(words):
+            seg.desc[d + D_NAME + i] = w
+        debug = bool(g.flags & SLAB_DEBUG_FLAGS)
+        values = {
+            D_GEN: gen, D_FLAGS: g.flags if debug else g.flags | CMPXCHG_DOUBLE,
+            D_OBJECT_SIZE: g.object_size, D_SIZE: g.size, D_ALIGN: g.align,
+            D_OFFSET: g.offset, D_INUSE: g.inuse, D_ORDER: g.order, D_OBJECTS: g.objects,
+            D_MIN_ORDER: g.min_order, D_MIN_OBJECTS: g.min_objects,
+            D_SHEAF_CAPACITY: sheaf_capacity, D_CPU_OFF: cpu_off, D_STATS_OFF: stats_off,
+            D_KMALLOC: kmalloc_index, D_MIN_PARTIAL: g.min_partial,
+            D_CPU_PARTIAL: g.cpu_partial, D_FB_STRATEGY: FB_LOOKAHEAD, D_LOOKAHEAD: 3,
+        }
+        for k, v in values.items():
+            seg.desc[d + k] = v
+        seg.desc[d + D_STATE] = DS_LIVE             # last: the cache exists from here on
+        seg.hdr[H_NR_CACHES] = cid + 1
+        return cid
+    finally:
+        unlock_registry(seg)
+
+
+def lock_registry(seg: Segment):
+    """The registry mutex (cache create / destroy / lookup by name)."""
+    if cython.compiled:
+        _registry_lock(seg)
+    else:
+        mutex_lock(seg.hdr, H_REG_LOCK, gettid())
+
+
+def unlock_registry(seg: Segment):
+    if cython.compiled:
+        _registry_unlock(seg)
+    else:
+        mutex_unlock(seg.hdr, H_REG_LOCK)
+
+
+# =============================================================================================
+# The calling thread's cpu
+# =============================================================================================
+
+def set_binding(token: i64, cpu: i64, seat: i64) -> None:
+    """Cache the calling thread's (cpu, seat) for the Memory whose segment has ``token``
+    (cpu < 0: the "sched" policy, ``sched_getcpu() % nr_cpus`` on each operation)."""
+    tls_set(token, cpu, seat)
+
+
+def clear_binding() -> None:
+    """Forget the calling thread's cached binding (it is looked up again on the next call)."""
+    tls_set(0, 0, 0)
+
+
+def acquire_seat(seg: Segment, owner: i64) -> int:
+    """A free stats seat of the segment for ``owner`` (a thread id), or SHARED_SEAT."""
+    i: i64
+    for i in range(NR_SEATS):
+        if cython.compiled:
+            if seg.hdr[H_SEATS + i] == 0 and cmpxchg(cython.address(seg.hdr[H_SEATS + i]),
+                                                     0, owner):
+                return i
+        elif seg.hdr[H_SEATS + i] == 0:
+            seg.hdr[H_SEATS + i] = owner
+            return i
+    return SHARED_SEAT
+
+
+def release_seat(seg: Segment, seat: i64, owner: i64) -> None:
+    """Give a seat back (its counters stay: they are summed with the others)."""
+    if 0 <= seat < NR_SEATS:
+        if cython.compiled:
+            cmpxchg(cython.address(seg.hdr[H_SEATS + seat]), owner, 0)
+        elif seg.hdr[H_SEATS + seat] == owner:
+            seg.hdr[H_SEATS + seat] = 0
+
+
+def cpu_users_add(seg: Segment, cpu: i64, delta: i64) -> None:
+    """Threads bound to ``cpu`` by the default policy (H_CPU_USERS), atomically."""
+    if cython.compiled:
+        fetch_add(cython.address(seg.hdr[H_CPU_USERS + cpu]), delta)
+    else:
+        seg.hdr[H_CPU_USERS + cpu] += delta
+
+
+def least_used_cpu(seg: Segment) -> int:
+    """The cpu with the fewest threads bound by the default policy (the lowest on ties)."""
+    best: i64 = 0
+    k: i64
+    for k in range(1, seg.nr_cpus):
+        if seg.hdr[H_CPU_USERS + k] < seg.hdr[H_CPU_USERS + best]:
+            best = k
+    return best
+
+
+def sched_cpu() -> int:
+    """sched_getcpu(): the physical cpu the caller runs on now."""
+    return getcpu()
+
+
+def lock_all(seg: Segment, caches: list) -> None:
+    """Before fork(): take every lock of the segment, in the lock order (registry; per cache
+    every cpu claim, then list_lock; the page allocators), so that no operation is half done in
+    the child's copy.  Counts nothing."""
+    s: KmemCache
+    c: i64
+    k: i64
+    tid: i64
+    fl: i64
+    spins: cython.int
+    lock_registry(seg)
+    for s in caches:
+        for k in range(s.nr_cpus):
+            c = cpu_rec(s, k)
+            spins = 0
+            while True:
+                tid = read_tid(s, c)
+                if not (tid & TID_BUSY):
+                    fl = s.meta[c + C_FREELIST]
+                    if cython.compiled:
+                        if this_cpu_cmpxchg_double(cython.address(s.meta[c + C_FREELIST]), fl,
+                                                   tid, fl, tid | TID_BUSY):
+                            break
+                    else:
+                        s.meta[c + C_TID] = tid | TID_BUSY
+                        break
+                spins = wait_busy(spins)
+        if cython.compiled:
+            mutex_lock(cython.address(s.desc[s.d + N_LIST_LOCK]), gettid())
+        else:
+            mutex_lock(s.desc, s.d + N_LIST_LOCK, gettid())
+    if cython.compiled:
+        mutex_lock(cython.address(seg.hdr[H_ZONE_LOCK]), gettid())
+        mutex_lock(cython.address(seg.hdr[H_META_LOCK]), gettid())
+    else:
+        mutex_lock(seg.hdr, H_ZONE_LOCK, gettid())
+        mutex_lock(seg.hdr, H_META_LOCK, gettid())
+
+
+def unlock_all(seg: Segment, caches: list) -> None:
+    """After fork(), in the parent and in the child: give back what lock_all() took."""
+    s: KmemCache
+    c: i64
+    k: i64
+    if cython.compiled:
+        mutex_unlock(cython.address(seg.hdr[H_META_LOCK]))
+        mutex_unlock(cython.address(seg.hdr[H_ZONE_LOCK]))
+    else:
+        mutex_unlock(seg.hdr, H_META_LOCK)
+        mutex_unlock(seg.hdr, H_ZONE_LOCK)
+    for s in caches:
+        if cython.compiled:
+            mutex_unlock(cython.address(s.desc[s.d + N_LIST_LOCK]))
+        else:
+            mutex_unlock(s.desc, s.d + N_LIST_LOCK)
+        for k in range(s.nr_cpus):
+            c = cpu_rec(s, k)
+            cpu_release(s, c, s.meta[c + C_TID] & ~TID_BUSY)
+    unlock_registry(seg)
 
 
 def _roundup_pow_of_two(n):
@@ -176,192 +514,184 @@ def _roundup_pow_of_two(n):
 
 @cython.cclass
 class KmemCache:
-    """One slab cache (``struct kmem_cache``).  Create it with ``Memory.create_cache``."""
+    """One slab cache (``struct kmem_cache``): the core.  The public face is ``pyslub.Cache``."""
 
-    def __cinit__(self, pa, cache_id, name, geometry):
+    def __cinit__(self, seg: Segment, cache_id, binder, *args):
         # Set up in __cinit__, which tp_new always runs: no instance can exist with its
         # memoryviews unset (the compiled core does not check them on every access).
-        self.dead = False
-        self.pa = pa
-        self.words = pa.words
-        self.pm = pa.pm
-        self.nr_cpus = pa.nr_cpus
-        self.cpu_mem = mmap.mmap(-1, max(PAGE_SIZE, pa.nr_cpus * CPU_STRIDE * 8))
-        self.cpu_slab = memoryview(self.cpu_mem).cast("B").cast("q")
-        self.name = name
+        self.seg = seg
+        self.words = seg.words
+        self.pm = seg.pm
+        self.meta = seg.meta
+        self.desc = seg.desc
+        self.state = seg.state
+        self.binder = binder
+        self.token = seg.token
+        self.ring = memoryview(bytearray(RING_WORDS * 8)).cast("q")
+        self.ring[R_WPOS] = R_DATA
         self.id = cache_id
-        g = geometry
-        self.debug = bool(g.flags & SLAB_DEBUG_FLAGS)
-        # v4.4: any debug flag disables the cmpxchg_double fast publish (slab_lock instead)
-        self.flags = g.flags if self.debug else g.flags | CMPXCHG_DOUBLE
-        self.object_size = g.object_size
-        self.size = g.size
-        self.align = g.align
-        self.offset = g.offset
-        self.inuse = g.inuse
-        self.order = g.order
-        self.objects = g.objects
-        self.min_order = g.min_order
-        self.min_objects = g.min_objects
-        self.min_partial = g.min_partial
-        self.cpu_partial = g.cpu_partial
-        self.reciprocal_size = reciprocal_value(g.size)
-        self.arena_bytes = pa.arena_bytes
-        self.tid_step = _roundup_pow_of_two(pa.nr_cpus)
-        self.nr_partial = 0
-        self.partial_head = 0
-        self.partial_tail = 0
-        self.full_head = 0
-        self.full_tail = 0
-        self.nr_slabs = 0
-        self.total_objects = 0
-        self.list_lock = 0
-        self.fb_strategy = FB_LOOKAHEAD
-        self.lookahead = 3
-        self.recorder = None
+        d: i64 = cache_id * DESC_STRIDE
+        self.d = d
+        self.name = read_name(self.desc, d)
+        self.gen = self.desc[d + D_GEN]
+        self.flags = self.desc[d + D_FLAGS]
+        self.debug = bool(self.flags & SLAB_DEBUG_FLAGS)
+        self.object_size = self.desc[d + D_OBJECT_SIZE]
+        self.size = self.desc[d + D_SIZE]
+        self.align = self.desc[d + D_ALIGN]
+        self.offset = self.desc[d + D_OFFSET]
+        self.inuse = self.desc[d + D_INUSE]
+        self.order = self.desc[d + D_ORDER]
+        self.objects = self.desc[d + D_OBJECTS]
+        self.min_order = self.desc[d + D_MIN_ORDER]
+        self.min_objects = self.desc[d + D_MIN_OBJECTS]
+        self.sheaf_capacity = self.desc[d + D_SHEAF_CAPACITY]
+        self.reciprocal_size = reciprocal_value(self.size)
+        self.arena_bytes = seg.arena_bytes
+        self.nr_cpus = seg.nr_cpus
+        self.tid_step = seg.hdr[H_TID_STEP]
+        self.checks = bool(seg.hdr[H_FLAGS] & MEM_CHECKS)
+        self.cpu_base = self.desc[d + D_CPU_OFF]
+        self.stats_base = self.desc[d + D_STATS_OFF]
+        self.observe = 0
+        self.recorders = []
         self.reports = []
-        for cpu in range(pa.nr_cpus):
-            self.cpu_slab[cpu * CPU_STRIDE + C_TID] = cpu      # init_kmem_cache_cpus: tid = cpu
+        self.drain_lock = threading.Lock()
 
     def __init__(self, *args):
         if not cython.compiled:                   # plain Python has no __cinit__
             KmemCache.__cinit__(self, *args)
 
     # =========================================================================================
-    # Tunables (the writable sysfs files) go through __setattr__, the rest is read-only.
+    # The event ring: what the core saw, for the public layer to read after the operation
     # =========================================================================================
 
-    def __setattr__(self, name, value):
-        if name in ("min_partial", "cpu_partial", "lookahead"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-            if name == "cpu_partial" and value and self.debug:
-                raise ValueError("cpu_partial must be 0 for a debug cache (no cpu partial lists)")
-            if name == "lookahead" and value < 2:
-                # v4.4 stops at the depth-th foreign object *before* noting the first one as
-                # the resume point: with depth 1 the rest of the array would never be freed
-                raise ValueError("lookahead must be >= 2")
-            if name == "cpu_partial":
-                self.flush_all()                 # cpu_partial_store(): flush_all(s)
-        elif name == "free_bulk_strategy":
-            if value not in FREE_BULK_STRATEGIES:
-                raise ValueError(f"unknown free_bulk strategy {value!r}; "
-                                 f"choose one of {FREE_BULK_STRATEGIES}")
-            name = "fb_strategy"
-            value = FREE_BULK_STRATEGIES.index(value)
-        if cython.compiled:
-            if name == "min_partial":
-                self.min_partial = value
-            elif name == "cpu_partial":
-                self.cpu_partial = value
-            elif name == "lookahead":
-                self.lookahead = value
-            elif name == "fb_strategy":
-                self.fb_strategy = value
-            else:
-                PyObject_GenericSetAttr(self, name, value)
-        else:
-            # plain Python cannot make the other attributes read-only: refuse writes that do
-            # not come from pyslub's own code, as the compiled class does
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if name not in ("min_partial", "cpu_partial", "lookahead", "fb_strategy",
-                            "recorder") and not caller.startswith("pyslub."):
-                raise AttributeError(f"attribute {name!r} of KmemCache is read-only")
-            object.__setattr__(self, name, value)
+    def emit(self, kind, a, b, c, d):
+        """Append a record [kind | 5 << 8, a, b, c, d] (dropped, and counted, when full)."""
+        w: i64 = ring_reserve(self, 5)
+        if w == 0:
+            return
+        self.ring[w + 1] = a
+        self.ring[w + 2] = b
+        self.ring[w + 3] = c
+        self.ring[w + 4] = d
+        ring_commit(self, w, kind | (5 << 8))
 
-    @property
-    def free_bulk_strategy(self):
-        """Default strategy of ``free_bulk`` (one of ``pyslub.FREE_BULK_STRATEGIES``)."""
-        return FREE_BULK_STRATEGIES[self.fb_strategy]
+    def drain(self):
+        """Turn the ring's records into reports and recordings (Python objects).  Runs after
+        operations, never inside one; one thread at a time (the others leave it to that one)."""
+        if not self.drain_lock.acquire(False):
+            return
+        try:
+            r: i64 = self.ring[R_RPOS]
+            while r < self.ring[R_WPOS]:
+                head: i64 = self.ring[r]
+                if head == 0:                       # reserved, not written yet (another thread)
+                    break
+                n: i64 = head >> 8
+                kind: i64 = head & 0xFF
+                if kind == EV_REPORT:
+                    self.reports.append(report_text(self.name, self.ring[r + 1],
+                                                    self.ring[r + 2], self.ring[r + 3],
+                                                    self.ring[r + 4]))
+                elif kind == EV_FREE_LIST:
+                    cnt: i64 = self.ring[r + 2]
+                    objs = [int(self.ring[r + 4 + i]) for i in range(min(cnt, n - 4))]
+                    entry = (page_addr(self.ring[r + 1]), objs,
+                             "fast" if self.ring[r + 3] else "slow")
+                    for rec in self.recorders:
+                        rec.append(entry)
+                self.ring[r] = 0
+                r += n
+            self.ring[R_RPOS] = r
+            if r == self.ring[R_WPOS] and ring_reset(self, r):
+                self.ring[R_RPOS] = R_DATA
+        finally:
+            self.drain_lock.release()
 
     # =========================================================================================
-    # Primitives: freelist words and the two pair swaps
+    # Primitives: freelist words
     # =========================================================================================
 
     def freepointer_corrupt(self, obj, fp, page):
         """A free pointer pointing outside its slab: report it, end the list there."""
-        self.reports.append(
-            f"BUG {self.name}: Freepointer corrupt: object 0x{obj:x} (slab 0x{page_addr(page):x})"
-            f" points to 0x{fp & 0xFFFFFFFFFFFFFFFF:x}; FIX {self.name}: freelist truncated,"
-            " the objects after it are leaked")
+        self.emit(EV_REPORT, REP_FP_CORRUPT, obj, fp, page)
         return 0
 
     # =========================================================================================
     # Node lists (list_lock held)
     # =========================================================================================
 
-    def take_list_lock(self, c):
-        """spin_lock(&n->list_lock).  Serialised model: a flag (+ a counted acquisition)."""
-        self.list_lock = 1
-        stat(self, c, LIST_LOCK)
-
-    def release_list_lock(self):
-        self.list_lock = 0
-
     def add_partial(self, page, tail):
         """__add_partial(): put a slab on n->partial, at the head or the tail."""
         r: i64 = page * PM_STRIDE
-        self.nr_partial += 1
+        d: i64 = self.d
+        self.desc[d + N_NR_PARTIAL] += 1
+        self.pm[r + PM_FLAGS] |= PG_PARTIAL
         if tail == DEACTIVATE_TO_TAIL_POS:
             self.pm[r + PM_NEXT] = 0
-            self.pm[r + PM_PREV] = self.partial_tail
-            if self.partial_tail:
-                self.pm[self.partial_tail * PM_STRIDE + PM_NEXT] = page
+            self.pm[r + PM_PREV] = self.desc[d + N_PARTIAL_TAIL]
+            if self.desc[d + N_PARTIAL_TAIL]:
+                self.pm[self.desc[d + N_PARTIAL_TAIL] * PM_STRIDE + PM_NEXT] = page
             else:
-                self.partial_head = page
-            self.partial_tail = page
+                self.desc[d + N_PARTIAL_HEAD] = page
+            self.desc[d + N_PARTIAL_TAIL] = page
         else:
             self.pm[r + PM_PREV] = 0
-            self.pm[r + PM_NEXT] = self.partial_head
-            if self.partial_head:
-                self.pm[self.partial_head * PM_STRIDE + PM_PREV] = page
+            self.pm[r + PM_NEXT] = self.desc[d + N_PARTIAL_HEAD]
+            if self.desc[d + N_PARTIAL_HEAD]:
+                self.pm[self.desc[d + N_PARTIAL_HEAD] * PM_STRIDE + PM_PREV] = page
             else:
-                self.partial_tail = page
-            self.partial_head = page
+                self.desc[d + N_PARTIAL_TAIL] = page
+            self.desc[d + N_PARTIAL_HEAD] = page
 
     def remove_partial(self, page):
         r: i64 = page * PM_STRIDE
+        d: i64 = self.d
         nxt: i64 = self.pm[r + PM_NEXT]
         prv: i64 = self.pm[r + PM_PREV]
         if prv:
             self.pm[prv * PM_STRIDE + PM_NEXT] = nxt
         else:
-            self.partial_head = nxt
+            self.desc[d + N_PARTIAL_HEAD] = nxt
         if nxt:
             self.pm[nxt * PM_STRIDE + PM_PREV] = prv
         else:
-            self.partial_tail = prv
+            self.desc[d + N_PARTIAL_TAIL] = prv
         self.pm[r + PM_NEXT] = 0
         self.pm[r + PM_PREV] = 0
-        self.nr_partial -= 1
+        self.pm[r + PM_FLAGS] &= ~PG_PARTIAL
+        self.desc[d + N_NR_PARTIAL] -= 1
 
     def add_full(self, page):
         """add_full(): the full list is kept only for SLAB_STORE_USER caches, as in the kernel."""
         if not (self.flags & SLAB_STORE_USER):
             return
         r: i64 = page * PM_STRIDE
+        d: i64 = self.d
         self.pm[r + PM_NEXT] = 0
-        self.pm[r + PM_PREV] = self.full_tail
-        if self.full_tail:
-            self.pm[self.full_tail * PM_STRIDE + PM_NEXT] = page
+        self.pm[r + PM_PREV] = self.desc[d + N_FULL_TAIL]
+        if self.desc[d + N_FULL_TAIL]:
+            self.pm[self.desc[d + N_FULL_TAIL] * PM_STRIDE + PM_NEXT] = page
         else:
-            self.full_head = page
-        self.full_tail = page
+            self.desc[d + N_FULL_HEAD] = page
+        self.desc[d + N_FULL_TAIL] = page
 
     def remove_full(self, page):
         if not (self.flags & SLAB_STORE_USER):
             return
         r: i64 = page * PM_STRIDE
+        d: i64 = self.d
         nxt: i64 = self.pm[r + PM_NEXT]
         prv: i64 = self.pm[r + PM_PREV]
         if prv:
             self.pm[prv * PM_STRIDE + PM_NEXT] = nxt
         else:
-            self.full_head = nxt
+            self.desc[d + N_FULL_HEAD] = nxt
         if nxt:
             self.pm[nxt * PM_STRIDE + PM_PREV] = prv
         else:
-            self.full_tail = prv
+            self.desc[d + N_FULL_TAIL] = prv
         self.pm[r + PM_NEXT] = 0
         self.pm[r + PM_PREV] = 0
 
@@ -369,120 +699,156 @@ class KmemCache:
     # Slabs from and back to the page allocator
     # =========================================================================================
 
-    def new_slab(self, c):
+    def new_slab(self, st):
         """allocate_slab(): a frozen slab, all objects "in use", freelist in address order."""
         order: cython.int = self.order
-        page: i64 = self.pa.alloc_pages(order)
+        page: i64 = self.seg.alloc_pages(order)
         if page == 0:
             order = self.min_order                  # oo = s->min, and retry
-            page = self.pa.alloc_pages(order)
+            page = self.seg.alloc_pages(order)
             if page == 0:
                 return 0
-            stat(self, c, ORDER_FALLBACK)
-        objects: i64 = ((PAGE_SIZE << order) // self.size)
+            stat(self, st, ORDER_FALLBACK)
+        objects: i64 = (PAGE_SIZE << order) // self.size
         r: i64 = page * PM_STRIDE
-        self.pm[r + PM_FLAGS] |= PG_SLAB
-        self.pm[r + PM_SLAB_CACHE] = self.id
         start: i64 = page_addr(page)
-        if self.flags & SLAB_POISON:                # whole slab POISON_INUSE, then objects
-            self.pa.arena[start:start + (PAGE_SIZE << order)] = b"\x5a" * (PAGE_SIZE << order)
         i: i64
+        if self.flags & SLAB_POISON:                # whole slab POISON_INUSE, then objects
+            for i in range((PAGE_SIZE << order) >> 3):
+                self.words[(start >> 3) + i] = 0x5A5A5A5A5A5A5A5A
         p: i64 = start
         for i in range(objects - 1):  # noqa: B007 (typed C loop counter)
             set_freepointer(self, p, p + self.size)
+            self.state[p >> 3] = OBJ_FREE
             p += self.size
         set_freepointer(self, p, 0)
+        self.state[p >> 3] = OBJ_FREE
         self.pm[r + PM_FREELIST] = start
         self.pm[r + PM_COUNTERS] = objects | (objects << OBJECTS_SHIFT) | FROZEN_BIT
-        self.nr_slabs += 1                          # inc_slabs_node()
-        self.total_objects += objects
+        self.pm[r + PM_SLAB_CACHE] = self.id
+        self.pm[r + PM_FLAGS] |= PG_SLAB            # last: the slab is now a slab of ours
+        inc_slabs_node(self, objects)
         return page
 
     def discard_slab(self, page):
         """dec_slabs_node() + __free_slab(): the pages go back to the buddy allocator."""
         r: i64 = page * PM_STRIDE
-        self.nr_slabs -= 1
-        self.total_objects -= page_objects(self, page)
+        dec_slabs_node(self, page_objects(self, page))
         order: cython.int = (self.pm[r + PM_FLAGS] >> ORDER_SHIFT) & ORDER_MASK
+        self.pm[r + PM_FLAGS] &= ~(PG_SLAB | PG_PARTIAL)
         self.pm[r + PM_FREELIST] = 0
         self.pm[r + PM_COUNTERS] = 0
         self.pm[r + PM_SLAB_CACHE] = 0
         self.pm[r + PM_PAGES] = 0
-        self.pa.free_pages(page, order)
+        self.seg.free_pages(page, order)
 
     # =========================================================================================
     # Allocation
     # =========================================================================================
 
-    def slab_alloc_node(self):
-        """slab_alloc_node(): the lockless fast path; returns an object address or 0."""
-        c: i64 = this_cpu(self)
+    def slab_alloc_node(self, c, st):
+        """slab_alloc_node(): the lockless fast path; an object address, 0 when out of memory,
+        or ERR_CORRUPT."""
         tid: i64
         obj: i64
         page: i64
         nxt: i64
+        spins: cython.int = 0
         while True:
-            tid = self.cpu_slab[c + C_TID]
-            barrier()                               # tid must be read before freelist/page
-            obj = self.cpu_slab[c + C_FREELIST]
-            page = self.cpu_slab[c + C_PAGE]
+            tid = read_tid(self, c)                 # acquire: before freelist and page
+            if tid & TID_BUSY:                      # another thread of this cpu is "IRQ-off"
+                spins = wait_busy(spins)
+                continue
+            obj = self.meta[c + C_FREELIST]
+            page = self.meta[c + C_PAGE]
             if obj == 0:                            # (one node: node_match() always true)
-                obj = self.slab_alloc_slowpath(c)   # __slab_alloc(): the IRQ save is implicit
-                stat(self, c, ALLOC_SLOWPATH)
+                obj = self.slab_alloc(c, st)        # __slab_alloc(): the cpu claim
+                stat(self, st, ALLOC_SLOWPATH)
                 return obj
-            nxt = get_freepointer_safe(self, obj, page)
-            if this_cpu_cmpxchg(self, c, obj, tid, nxt, next_tid(self, tid)):
-                stat(self, c, ALLOC_FASTPATH)
+            # obj is an object of c.page (core invariant), but another thread of this cpu may
+            # have taken it meanwhile and be writing into it: check what we read before
+            # installing it, and leave anything doubtful to the claimed slow path
+            nxt = self.words[(obj + self.offset) >> 3]
+            if (bad_freepointer(self, nxt, page << PAGE_SHIFT,
+                                page_objects(self, page) * self.size)
+                    or (self.checks and self.state[obj >> 3] != OBJ_FREE)):
+                obj = self.slab_alloc(c, st)
+                stat(self, st, ALLOC_SLOWPATH)
                 return obj
-            stat(self, c, CMPXCHG_DOUBLE_CPU_FAIL)
+            if this_cpu_cmpxchg(self, st, c, obj, tid, nxt, next_tid(self, tid)):
+                if self.checks:
+                    self.state[obj >> 3] = OBJ_LIVE
+                stat(self, st, ALLOC_FASTPATH)
+                return obj
+            stat(self, st, CMPXCHG_DOUBLE_CPU_FAIL)
 
-    def load_freelist(self, c, page, freelist):
+    def slab_alloc(self, c, st):
+        """__slab_alloc(): ___slab_alloc with the cpu claimed (the kernel saves IRQs)."""
+        tid: i64 = cpu_claim(self, c, st)
+        obj: i64 = self.slab_alloc_slowpath(c, st)
+        cpu_release(self, c, tid)
+        return obj
+
+    def take_object(self, page, obj):
+        """Safe mode: ``obj`` is leaving a freelist for its caller; it must be free.  Returns 0,
+        or ERR_CORRUPT (reported) when the freelist led to an object that is handed out."""
+        if self.state[obj >> 3] != OBJ_FREE:
+            self.emit(EV_REPORT, REP_FREELIST_LIVE, obj, self.state[obj >> 3], page)
+            return ERR_CORRUPT
+        self.state[obj >> 3] = OBJ_LIVE
+        return 0
+
+    def load_freelist(self, c, st, page, freelist):
         """___slab_alloc's load_freelist: first object to the caller, the rest to c.freelist."""
-        self.cpu_slab[c + C_FREELIST] = get_freepointer_safe(self, freelist, page)
-        self.cpu_slab[c + C_TID] = next_tid(self, self.cpu_slab[c + C_TID])
+        if self.checks and self.take_object(page, freelist) < 0:
+            self.meta[c + C_FREELIST] = 0           # cut: the rest is leaked, on purpose
+            return ERR_CORRUPT
+        self.meta[c + C_FREELIST] = get_freepointer_safe(self, freelist, page)
         return freelist
 
-    def slab_alloc_slowpath(self, c):
-        """___slab_alloc() (v4.4): refill the cpu slab, or find / make another one."""
-        page: i64 = self.cpu_slab[c + C_PAGE]
+    def slab_alloc_slowpath(self, c, st):
+        """___slab_alloc() (v4.4, cpu claimed): refill the cpu slab, or find / make another."""
+        page: i64 = self.meta[c + C_PAGE]
         freelist: i64
         while True:
             if page:                                # redo:
-                freelist = self.cpu_slab[c + C_FREELIST]
+                freelist = self.meta[c + C_FREELIST]
                 if freelist:
-                    return self.load_freelist(c, page, freelist)
-                freelist = self.get_freelist(page)
+                    return self.load_freelist(c, st, page, freelist)
+                freelist = self.get_freelist(st, page)
                 if freelist:
-                    stat(self, c, ALLOC_REFILL)
-                    return self.load_freelist(c, page, freelist)
-                self.cpu_slab[c + C_PAGE] = 0       # slab is full and now on no list
-                stat(self, c, DEACTIVATE_BYPASS)
+                    stat(self, st, ALLOC_REFILL)
+                    return self.load_freelist(c, st, page, freelist)
+                self.meta[c + C_PAGE] = 0           # slab is full and now on no list
+                stat(self, st, DEACTIVATE_BYPASS)
                 page = 0
                 continue
             # new_slab:
-            if self.cpu_slab[c + C_PARTIAL]:
-                page = self.cpu_slab[c + C_PARTIAL]
-                self.cpu_slab[c + C_PAGE] = page
-                self.cpu_slab[c + C_PARTIAL] = self.pm[page * PM_STRIDE + PM_NEXT]
-                stat(self, c, CPU_PARTIAL_ALLOC)
-                self.cpu_slab[c + C_FREELIST] = 0
+            if self.meta[c + C_PARTIAL]:
+                page = self.meta[c + C_PARTIAL]
+                self.meta[c + C_PAGE] = page
+                self.meta[c + C_PARTIAL] = self.pm[page * PM_STRIDE + PM_NEXT]
+                stat(self, st, CPU_PARTIAL_ALLOC)
+                self.meta[c + C_FREELIST] = 0
                 continue
-            freelist = self.new_slab_objects(c)
+            freelist = self.new_slab_objects(c, st)
             if freelist == 0:
                 return 0                            # slab_out_of_memory()
-            page = self.cpu_slab[c + C_PAGE]
+            page = self.meta[c + C_PAGE]
             if not self.debug:
-                return self.load_freelist(c, page, freelist)
-            if not self.alloc_debug_processing(page, freelist):
+                return self.load_freelist(c, st, page, freelist)
+            if not self.alloc_debug_processing(st, page, freelist):
                 page = 0                            # slab failed checks: next slab needed
                 continue
             # debug caches hand out one object and deactivate the rest
-            self.deactivate_slab(c, page, get_freepointer_safe(self, freelist, page))
-            self.cpu_slab[c + C_PAGE] = 0
-            self.cpu_slab[c + C_FREELIST] = 0
+            self.deactivate_slab(c, st, page, get_freepointer_safe(self, freelist, page))
+            self.meta[c + C_PAGE] = 0
+            self.meta[c + C_FREELIST] = 0
+            if self.checks and self.take_object(page, freelist) < 0:
+                return ERR_CORRUPT
             return freelist
 
-    def get_freelist(self, page):
+    def get_freelist(self, st, page):
         """Take page.freelist for the cpu: inuse = objects, frozen = (freelist != NULL)."""
         r: i64 = page * PM_STRIDE
         fl: i64
@@ -495,43 +861,44 @@ class KmemCache:
                                                                & OBJECTS_MASK)
             if fl:
                 new |= FROZEN_BIT
-            if cmpxchg_double_slab(self, page, fl, counters, 0, new):
+            if cmpxchg_double_slab(self, st, page, fl, counters, 0, new):
                 return fl
 
-    def new_slab_objects(self, c):
+    def new_slab_objects(self, c, st):
         """A cpu slab from the node partial list, or a fresh slab; returns its freelist."""
-        freelist: i64 = self.get_partial_node(c)
+        freelist: i64 = self.get_partial_node(c, st)
         if freelist:
             return freelist
-        page: i64 = self.new_slab(c)
+        page: i64 = self.new_slab(st)
         if page == 0:
             return 0
-        if self.cpu_slab[c + C_PAGE]:
-            self.flush_slab(c)
+        if self.meta[c + C_PAGE]:
+            self.flush_slab(c, st)
         r: i64 = page * PM_STRIDE
         freelist = self.pm[r + PM_FREELIST]
         self.pm[r + PM_FREELIST] = 0
-        stat(self, c, ALLOC_SLAB)
-        self.cpu_slab[c + C_PAGE] = page
+        stat(self, st, ALLOC_SLAB)
+        self.meta[c + C_PAGE] = page
         return freelist
 
-    def get_partial_node(self, c):
+    def get_partial_node(self, c, st):
         """Take slabs off n->partial: the first becomes the cpu slab (its whole freelist is
         taken), further ones go to the cpu partial list until more than cpu_partial/2 free
         objects were gathered.  acquire_slab() is inlined.
         """
-        if self.nr_partial == 0:                    # racy check before the lock, as the kernel
+        if nr_partial_of(self) == 0:                   # racy check before the lock, as the kernel
             return 0
-        self.take_list_lock(c)
+        list_lock(self, st)
         obj: i64 = 0
         available: i64 = 0
-        page: i64 = self.partial_head
+        page: i64 = self.desc[self.d + N_PARTIAL_HEAD]
         nxt: i64
         r: i64
         fl: i64
         counters: i64
         new: i64
         free: i64
+        cp: i64 = cpu_partial_of(self)
         while page:
             nxt = self.pm[page * PM_STRIDE + PM_NEXT]
             r = page * PM_STRIDE
@@ -541,27 +908,27 @@ class KmemCache:
             new = counters | FROZEN_BIT
             if obj == 0:                            # acquire_slab(mode=1): take the freelist
                 new = (new & ~INUSE_MASK) | ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK)
-                if not cmpxchg_double_slab(self, page, fl, counters, 0, new):
+                if not cmpxchg_double_slab(self, st, page, fl, counters, 0, new):
                     break
-            elif not cmpxchg_double_slab(self, page, fl, counters, fl, new):
+            elif not cmpxchg_double_slab(self, st, page, fl, counters, fl, new):
                 break
             self.remove_partial(page)
             if obj == 0:
-                self.cpu_slab[c + C_PAGE] = page
-                stat(self, c, ALLOC_FROM_PARTIAL)
+                self.meta[c + C_PAGE] = page
+                stat(self, st, ALLOC_FROM_PARTIAL)
                 obj = fl
             else:
-                self.put_cpu_partial(c, page, False)
-                stat(self, c, CPU_PARTIAL_NODE)
+                self.put_cpu_partial(c, st, page, False)
+                stat(self, st, CPU_PARTIAL_NODE)
             available += free
-            if self.cpu_partial == 0 or available > self.cpu_partial // 2:
+            if cp == 0 or available > cp // 2:
                 break
             page = nxt
-        self.release_list_lock()
+        list_unlock(self)
         return obj
 
-    def alloc_debug_processing(self, page, obj):
-        """Consistency checks on the object handed out by a debug cache (F).
+    def alloc_debug_processing(self, st, page, obj):
+        """Consistency checks (F) on the object handed out by a debug cache.
 
         On failure the kernel marks every object of the slab used and takes another slab.
         """
@@ -569,9 +936,7 @@ class KmemCache:
             return True
         if self.check_free_addr(obj) == page:
             return True
-        self.reports.append(f"BUG {self.name}: Freelist Pointer check fails: object 0x{obj:x}"
-                            f" in slab 0x{page_addr(page):x}; FIX {self.name}: Marking all"
-                            " objects used")
+        self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
         r: i64 = page * PM_STRIDE
         self.pm[r + PM_COUNTERS] = ((self.pm[r + PM_COUNTERS] & ~INUSE_MASK)
                                     | page_objects(self, page))
@@ -579,15 +944,15 @@ class KmemCache:
         return False
 
     # =========================================================================================
-    # Deactivation and the cpu partial list
+    # Deactivation and the cpu partial list (cpu claimed)
     # =========================================================================================
 
-    def deactivate_slab(self, c, page, freelist):
+    def deactivate_slab(self, c, st, page, freelist):
         """deactivate_slab() (v4.4, two stages): give a cpu slab back to the node."""
         r: i64 = page * PM_STRIDE
         tail: cython.int = DEACTIVATE_TO_HEAD_POS
         if self.pm[r + PM_FREELIST]:
-            stat(self, c, DEACTIVATE_REMOTE_FREES)
+            stat(self, st, DEACTIVATE_REMOTE_FREES)
             tail = DEACTIVATE_TO_TAIL_POS
         prior: i64
         counters: i64
@@ -601,18 +966,16 @@ class KmemCache:
                 break
             steps += 1
             if steps > limit:                       # a cycle: double free into the cpu list
-                self.reports.append(f"BUG {self.name}: Freelist cycle detected in cpu freelist"
-                                    f" of slab 0x{page_addr(page):x}; FIX {self.name}:"
-                                    " freelist truncated")
+                self.emit(EV_REPORT, REP_CYCLE, 0, 0, page)
                 freelist = 0
                 break
             while True:
                 prior = self.pm[r + PM_FREELIST]
                 counters = self.pm[r + PM_COUNTERS]
                 set_freepointer(self, freelist, prior)
-                if cmpxchg_double_slab(self, page, prior, counters, freelist,
-                                            (counters & ~INUSE_MASK)
-                                            | (((counters & INUSE_MASK) - 1) & INUSE_MASK)):
+                if cmpxchg_double_slab(self, st, page, prior, counters, freelist,
+                                       (counters & ~INUSE_MASK)
+                                       | (((counters & INUSE_MASK) - 1) & INUSE_MASK)):
                     break
             freelist = nextfree
         # stage 2: unfreeze, with the last object, and put the slab where it belongs
@@ -633,18 +996,18 @@ class KmemCache:
             else:
                 new_fl = old_fl
             new &= ~FROZEN_BIT
-            if (new & INUSE_MASK) == 0 and self.nr_partial >= self.min_partial:
+            if (new & INUSE_MASK) == 0 and nr_partial_of(self) >= min_partial_of(self):
                 m = M_FREE
             elif new_fl:
                 m = M_PARTIAL
                 if not locked:
                     locked = True
-                    self.take_list_lock(c)
+                    list_lock(self, st)
             else:
                 m = M_FULL
                 if self.debug and not locked:
                     locked = True
-                    self.take_list_lock(c)
+                    list_lock(self, st)
             if lm != m:
                 if lm == M_PARTIAL:
                     self.remove_partial(page)
@@ -652,54 +1015,53 @@ class KmemCache:
                     self.remove_full(page)
                 if m == M_PARTIAL:
                     self.add_partial(page, tail)
-                    stat(self, c, DEACTIVATE_TO_TAIL if tail else DEACTIVATE_TO_HEAD)
+                    stat(self, st, DEACTIVATE_TO_TAIL if tail else DEACTIVATE_TO_HEAD)
                 elif m == M_FULL:
-                    stat(self, c, DEACTIVATE_FULL)
+                    stat(self, st, DEACTIVATE_FULL)
                     self.add_full(page)
             lm = m
-            if cmpxchg_double_slab(self, page, old_fl, counters, new_fl, new):
+            if cmpxchg_double_slab(self, st, page, old_fl, counters, new_fl, new):
                 break
         if locked:
-            self.release_list_lock()
+            list_unlock(self)
         if m == M_FREE:
-            stat(self, c, DEACTIVATE_EMPTY)
+            stat(self, st, DEACTIVATE_EMPTY)
             self.discard_slab(page)
-            stat(self, c, FREE_SLAB)
+            stat(self, st, FREE_SLAB)
 
-    def flush_slab(self, c):
-        stat(self, c, CPUSLAB_FLUSH)
-        self.deactivate_slab(c, self.cpu_slab[c + C_PAGE], self.cpu_slab[c + C_FREELIST])
-        self.cpu_slab[c + C_TID] = next_tid(self, self.cpu_slab[c + C_TID])
-        self.cpu_slab[c + C_PAGE] = 0
-        self.cpu_slab[c + C_FREELIST] = 0
+    def flush_slab(self, c, st):
+        stat(self, st, CPUSLAB_FLUSH)
+        self.deactivate_slab(c, st, self.meta[c + C_PAGE], self.meta[c + C_FREELIST])
+        self.meta[c + C_PAGE] = 0
+        self.meta[c + C_FREELIST] = 0
 
-    def put_cpu_partial(self, c, page, drain):
+    def put_cpu_partial(self, c, st, page, drain):
         """Push a frozen slab on this cpu's partial list; drain the list to the node first when
         it already holds more than cpu_partial free objects.
         """
-        oldpage: i64 = self.cpu_slab[c + C_PARTIAL]
+        oldpage: i64 = self.meta[c + C_PARTIAL]
         pages: i64 = 0
         pobjects: i64 = 0
         if oldpage:
             pages = self.pm[oldpage * PM_STRIDE + PM_PAGES] & PAGES_MASK
             pobjects = self.pm[oldpage * PM_STRIDE + PM_PAGES] >> 32
-            if drain and pobjects > self.cpu_partial:
-                self.unfreeze_partials(c)           # IRQs off around it in the kernel
+            if drain and pobjects > cpu_partial_of(self):
+                self.unfreeze_partials(c, st)       # IRQs off around it in the kernel
                 oldpage = 0
                 pages = 0
                 pobjects = 0
-                stat(self, c, CPU_PARTIAL_DRAIN)
+                stat(self, st, CPU_PARTIAL_DRAIN)
         r: i64 = page * PM_STRIDE
         pages += 1
         pobjects += page_objects(self, page) - (self.pm[r + PM_COUNTERS] & INUSE_MASK)
         self.pm[r + PM_PAGES] = pages | (pobjects << 32)
         self.pm[r + PM_NEXT] = oldpage
         self.pm[r + PM_PREV] = 0
-        self.cpu_slab[c + C_PARTIAL] = page         # this_cpu_cmpxchg(c->partial, old, page)
-        if self.cpu_partial == 0:
-            self.unfreeze_partials(c)
+        self.meta[c + C_PARTIAL] = page             # this_cpu_cmpxchg(c->partial, old, page)
+        if cpu_partial_of(self) == 0:
+            self.unfreeze_partials(c, st)
 
-    def unfreeze_partials(self, c):
+    def unfreeze_partials(self, c, st):
         """Move every slab of this cpu's partial list to the node list (or free it)."""
         page: i64
         r: i64
@@ -707,69 +1069,80 @@ class KmemCache:
         counters: i64
         discard: i64 = 0
         locked: cython.bint = False
-        while self.cpu_slab[c + C_PARTIAL]:
-            page = self.cpu_slab[c + C_PARTIAL]
+        while self.meta[c + C_PARTIAL]:
+            page = self.meta[c + C_PARTIAL]
             r = page * PM_STRIDE
-            self.cpu_slab[c + C_PARTIAL] = self.pm[r + PM_NEXT]
+            self.meta[c + C_PARTIAL] = self.pm[r + PM_NEXT]
             if not locked:
                 locked = True
-                self.take_list_lock(c)
+                list_lock(self, st)
             while True:
                 fl = self.pm[r + PM_FREELIST]
                 counters = self.pm[r + PM_COUNTERS]
-                if cmpxchg_double_slab(self, page, fl, counters, fl, counters & ~FROZEN_BIT):
+                if cmpxchg_double_slab(self, st, page, fl, counters, fl,
+                                       counters & ~FROZEN_BIT):
                     break
             self.pm[r + PM_PAGES] = 0
-            if (counters & INUSE_MASK) == 0 and self.nr_partial >= self.min_partial:
+            if (counters & INUSE_MASK) == 0 and nr_partial_of(self) >= min_partial_of(self):
                 self.pm[r + PM_NEXT] = discard
                 discard = page
             else:
                 self.add_partial(page, DEACTIVATE_TO_TAIL_POS)
-                stat(self, c, FREE_ADD_PARTIAL)
+                stat(self, st, FREE_ADD_PARTIAL)
         if locked:
-            self.release_list_lock()
+            list_unlock(self)
         while discard:
             page = discard
             discard = self.pm[page * PM_STRIDE + PM_NEXT]
-            stat(self, c, DEACTIVATE_EMPTY)
+            stat(self, st, DEACTIVATE_EMPTY)
             self.discard_slab(page)
-            stat(self, c, FREE_SLAB)
+            stat(self, st, FREE_SLAB)
+
+    def flush_cpu_claimed(self, c, st):
+        """__flush_cpu_slab() of the claimed cpu ``c``: deactivate its cpu slab, unfreeze its
+        cpu partial list."""
+        if self.meta[c + C_PAGE]:
+            self.flush_slab(c, st)
+        self.unfreeze_partials(c, st)
 
     # =========================================================================================
     # Free
     # =========================================================================================
 
-    def do_slab_free(self, page, head, tail, cnt):
+    def do_slab_free(self, c, st, page, head, tail, cnt):
         """slab_free() (v4.4 after the bulk rework): free the list head..tail of ``cnt`` objects
         of one slab.  ``tail == 0`` means the single object ``head``.
         """
-        c: i64 = this_cpu(self)
         tail_obj: i64 = tail if tail else head
         tid: i64
         fl: i64
-        if self.recorder is not None:
-            self.record(page, head, cnt, page == self.cpu_slab[c + C_PAGE])
+        spins: cython.int = 0
+        if self.observe:
+            self.record(page, head, cnt, page == self.meta[c + C_PAGE])
         while True:
-            tid = self.cpu_slab[c + C_TID]
-            barrier()
-            if page == self.cpu_slab[c + C_PAGE]:
-                fl = self.cpu_slab[c + C_FREELIST]
+            tid = read_tid(self, c)
+            if tid & TID_BUSY:
+                spins = wait_busy(spins)
+                continue
+            if page == self.meta[c + C_PAGE]:
+                fl = self.meta[c + C_FREELIST]
                 set_freepointer(self, tail_obj, fl)
-                if this_cpu_cmpxchg(self, c, fl, tid, head, next_tid(self, tid)):
-                    stat(self, c, FREE_FASTPATH)    # once per call, not per object (v4.4)
+                if this_cpu_cmpxchg(self, st, c, fl, tid, head, next_tid(self, tid)):
+                    stat(self, st, FREE_FASTPATH)   # once per call, not per object (v4.4)
                     return
-                stat(self, c, CMPXCHG_DOUBLE_CPU_FAIL)
+                stat(self, st, CMPXCHG_DOUBLE_CPU_FAIL)
             else:
-                self.slab_free_slowpath(c, page, head, tail_obj, cnt)
+                self.slab_free_slowpath(c, st, page, head, tail_obj, cnt)
                 return
 
-    def slab_free_slowpath(self, c, page, head, tail, cnt):
-        """__slab_free() (v4.4): splice head..tail in front of page.freelist with one swap."""
-        stat(self, c, FREE_SLOWPATH)
+    def slab_free_slowpath(self, c, st, page, head, tail, cnt):
+        """__slab_free() (v4.4): splice head..tail in front of page.freelist with one swap.
+        Called with the cpu NOT claimed (put_cpu_partial claims it)."""
+        stat(self, st, FREE_SLOWPATH)
         if self.debug:
-            self.take_list_lock(c)                  # free_debug_processing() returns locked ...
+            list_lock(self, st)                     # free_debug_processing() returns locked ...
             ok: cython.bint = self.free_debug_processing(page, head, tail, cnt)
-            self.release_list_lock()                # ... and the loop drops it at once
+            list_unlock(self)                       # ... and the loop drops it at once
             if not ok:
                 return                              # objects leaked on purpose, as the kernel
         r: i64 = page * PM_STRIDE
@@ -779,10 +1152,11 @@ class KmemCache:
         new: i64
         was_frozen: i64
         inuse: i64
+        tid: i64
         has_cpu_partial: cython.bint = not self.debug
         while True:
             if locked:
-                self.release_list_lock()
+                list_unlock(self)
                 locked = False
             prior = self.pm[r + PM_FREELIST]
             counters = self.pm[r + PM_COUNTERS]
@@ -795,72 +1169,89 @@ class KmemCache:
                     new |= FROZEN_BIT               # first free into a full slab: freeze it
                 else:
                     locked = True                   # speculative: a list change is needed
-                    self.take_list_lock(c)
-            if cmpxchg_double_slab(self, page, prior, counters, head, new):
+                    list_lock(self, st)
+            if cmpxchg_double_slab(self, st, page, prior, counters, head, new):
                 break
         if not locked:
             if (new & FROZEN_BIT) and not was_frozen:
-                self.put_cpu_partial(c, page, True)
-                stat(self, c, CPU_PARTIAL_FREE)
+                tid = cpu_claim(self, c, st)        # preempt_disable() + IRQs off inside
+                self.put_cpu_partial(c, st, page, True)
+                cpu_release(self, c, tid)
+                stat(self, st, CPU_PARTIAL_FREE)
             if was_frozen:
-                stat(self, c, FREE_FROZEN)
+                stat(self, st, FREE_FROZEN)
             return
-        if inuse == 0 and self.nr_partial >= self.min_partial:
+        if inuse == 0 and nr_partial_of(self) >= min_partial_of(self):
             # slab_empty:
             if prior:
                 self.remove_partial(page)
-                stat(self, c, FREE_REMOVE_PARTIAL)
+                stat(self, st, FREE_REMOVE_PARTIAL)
             else:
                 self.remove_full(page)
-            self.release_list_lock()
-            stat(self, c, FREE_SLAB)
+            list_unlock(self)
+            stat(self, st, FREE_SLAB)
             self.discard_slab(page)
             return
         if not has_cpu_partial and prior == 0:      # was full, now partial
             self.remove_full(page)
             self.add_partial(page, DEACTIVATE_TO_TAIL_POS)
-            stat(self, c, FREE_ADD_PARTIAL)
-        self.release_list_lock()
+            stat(self, st, FREE_ADD_PARTIAL)
+        list_unlock(self)
 
     def free_debug_processing(self, page, head, tail, cnt):
-        """Consistency checks (F) on every object of a list about to be freed.
+        """Consistency checks (F) on every object of a list about to be freed (list_lock held).
 
         Walks ``cnt`` objects from head: each must lie on this slab at an object boundary, and
-        be neither on a freelist of the slab nor earlier in the same list ("Object already
-        free": a double free); the walk must end at ``tail``.  On failure nothing is freed
-        (leaked on purpose, as the kernel does) and a report is added.
+        be neither on the slab's freelist nor earlier in the same list ("Object already free":
+        a double free); the walk must end at ``tail``.  On failure nothing is freed (leaked on
+        purpose, as the kernel does) and a report is added.
         """
         if not (self.flags & SLAB_CONSISTENCY_CHECKS):
             return True
-        seen = set()
-        obj = head
+        obj: i64 = head
+        n: i64
+        ok: cython.bint = True
+        walked: i64 = 0
         for n in range(cnt):
             if n:
                 obj = get_freepointer(self, obj)
             if self.check_free_addr(obj) != page:
-                self.reports.append(f"BUG {self.name}: Invalid object pointer 0x{obj:x};"
-                                    f" FIX {self.name}: Object at 0x{head:x} not freed")
-                return False
-            if obj in seen or self.on_freelist(page, obj):
-                self.reports.append(f"BUG {self.name}: Object already free: 0x{obj:x}"
-                                    f" (double free); FIX {self.name}: Object at 0x{head:x}"
-                                    " not freed")
-                return False
-            seen.add(obj)
-        if obj != tail:
-            self.reports.append(f"BUG {self.name}: Bulk freelist count({cnt}) invalid;"
-                                f" FIX {self.name}: Object at 0x{head:x} not freed")
-            return False
-        return True
+                self.emit(EV_REPORT, REP_INVALID_FREE, obj, head, page)
+                ok = False
+                break
+            # earlier in the same list: marked FREEING by this walk (state bytes are the
+            # freeing thread's while the objects are on no list)
+            if self.state[obj >> 3] == OBJ_FREEING or self.on_freelist(page, obj):
+                self.emit(EV_REPORT, REP_DOUBLE_FREE, obj, head, page)
+                ok = False
+                break
+            self.state[obj >> 3] = OBJ_FREEING
+            walked += 1
+        if ok and obj != tail:
+            self.emit(EV_REPORT, REP_BULK_COUNT, cnt, head, page)
+            ok = False
+        obj = head
+        for n in range(walked):                     # undo the marks: free again
+            if n:
+                obj = get_freepointer(self, obj)
+            self.state[obj >> 3] = OBJ_FREE
+        return ok
 
     def on_freelist(self, page, search):
         """Is ``search`` on page.freelist or (for a cpu slab) a cpu freelist?  Bounded walk."""
-        limit = page_objects(self, page)
-        heads = [self.pm[page * PM_STRIDE + PM_FREELIST]]
-        for cpu in range(self.nr_cpus):
-            if self.cpu_slab[cpu * CPU_STRIDE + C_PAGE] == page:
-                heads.append(self.cpu_slab[cpu * CPU_STRIDE + C_FREELIST])
-        for obj in heads:
+        limit: i64 = page_objects(self, page)
+        cpu: i64
+        c: i64
+        n: i64
+        obj: i64
+        for cpu in range(-1, self.nr_cpus):
+            if cpu < 0:
+                obj = self.pm[page * PM_STRIDE + PM_FREELIST]
+            else:
+                c = cpu_rec(self, cpu)
+                if self.meta[c + C_PAGE] != page:
+                    continue
+                obj = self.meta[c + C_FREELIST]
             n = 0
             while obj and n <= limit:
                 if obj == search:
@@ -871,273 +1262,174 @@ class KmemCache:
 
     def record(self, page, head, cnt, fast):
         """record_frees(): the list handed to the slab, walked from head, before it is linked."""
-        objs = []
-        obj = head
-        for _ in range(cnt):
-            objs.append(obj)
-            if len(objs) < cnt:
+        n: i64 = cnt if cnt < 4096 else 4096
+        i: i64
+        obj: i64 = head
+        w: i64 = ring_reserve(self, 4 + n)
+        if w == 0:
+            return
+        self.ring[w + 1] = page
+        self.ring[w + 2] = cnt
+        self.ring[w + 3] = fast
+        for i in range(n):
+            self.ring[w + 4 + i] = obj
+            if i + 1 < n:
                 obj = get_freepointer(self, obj)
                 if obj <= 0 or obj >= self.arena_bytes:
-                    break
-        self.recorder.append((page_addr(page), objs, "fast" if fast else "slow"))
+                    obj = 0
+        ring_commit(self, w, EV_FREE_LIST | ((4 + n) << 8))
 
     def check_free_addr(self, addr):
         """The slab page of ``addr`` if it is an object slot of this cache, else BAD_* (< 0)."""
         return object_page(self, addr)
 
-    def check_addr(self, addr) -> int:
-        """Python access to check_free_addr(): the slab page index, or BAD_* (< 0)."""
-        return self.check_free_addr(address_arg(addr))
-
-    def cache_free(self, addr):
-        """kmem_cache_free() of a checked address; returns the page, or BAD_* and frees nothing."""
-        page: i64 = self.check_free_addr(addr)
-        if page > 0:
-            self.do_slab_free(page, addr, 0, 1)
+    def free_checked(self, c, st, addr):
+        """kmem_cache_free() of an address from outside: the page, or BAD_* and nothing freed.
+        Safe mode: the object must be handed out (its state byte), and is free from here on."""
+        page: i64 = object_page(self, addr)
+        if page < 0:
+            return page
+        if self.checks:
+            sb: cython.int = self.state[addr >> 3]
+            if sb != OBJ_LIVE:
+                return (BAD_FREE if sb == OBJ_FREE else BAD_FREEING if sb == OBJ_FREEING
+                        else BAD_LEAKED)
+            self.state[addr >> 3] = OBJ_FREE
+        self.do_slab_free(c, st, page, addr, 0, 1)
         return page
 
     # =========================================================================================
-    # Public API: single objects
+    # shrink (list_lock taken here)
     # =========================================================================================
 
-    def _check_alive(self):
-        if self.dead:
-            raise SlabError(f"cache {self.name!r} was destroyed")
-
-    def alloc(self) -> int:
-        """kmem_cache_alloc(): the address of a new object (MemoryError when out of memory)."""
-        if self.dead:
-            self._check_alive()
-        obj: i64 = self.slab_alloc_node()
-        if obj == 0:
-            raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
-        return obj
-
-    def free(self, addr) -> None:
-        """kmem_cache_free(): free one object; SlabError if ``addr`` is not one of ours."""
-        if self.dead:
-            self._check_alive()
-        nreports = len(self.reports) if self.debug else 0
-        page: i64 = self.cache_free(address_arg(addr))
-        if page < 0:
-            raise SlabError(f"cache {self.name!r}: cannot free address {addr:#x}: "
-                            f"{BAD_REASONS[page]}")
-        if self.debug:
-            self.raise_new_reports(nreports)
-
-    def raise_new_reports(self, before):
-        """Raise SlabError if checks since report number ``before`` refused to free objects."""
-        refused = [m for m in self.reports[before:] if "not freed" in m]
-        if refused:
-            raise SlabError(f"cache {self.name!r}: " + "; ".join(refused))
-
-    def view(self, addr) -> memoryview:
-        """A writable memoryview of the object's ``object_size`` bytes."""
-        self._check_alive()
-        a: i64 = address_arg(addr)
-        page: i64 = self.check_free_addr(a)
-        if page < 0:
-            raise SlabError(f"cache {self.name!r}: no object at {addr:#x}: {BAD_REASONS[page]}")
-        return memoryview(self.pa.arena)[a:a + self.object_size]
-
-    # =========================================================================================
-    # Public API: state
-    # =========================================================================================
-
-    @property
-    def info(self) -> dict:
-        """Geometry and tunables, with the sysfs names."""
-        return {
-            "name": self.name, "object_size": self.object_size, "size": self.size,
-            "slab_size": self.size, "align": self.align, "offset": self.offset,
-            "inuse": self.inuse, "order": self.order, "objs_per_slab": self.objects,
-            "min_order": self.min_order, "min_objects": self.min_objects,
-            "min_partial": self.min_partial, "cpu_partial": self.cpu_partial,
-            "flags": self.flags, "nr_cpus": self.nr_cpus,
-            "free_bulk_strategy": self.free_bulk_strategy, "lookahead": self.lookahead,
-        }
-
-    def stats(self, cpu=None) -> dict:
-        """SLUB_STATS counters (sysfs names) summed over cpus, or of one cpu, plus pyslub's own
-        cmpxchg_double_cpu / cmpxchg_double_slab / list_lock counts."""
-        if cpu is not None and not (0 <= cpu < self.nr_cpus):
-            raise ValueError(f"cpu {cpu} outside 0..{self.nr_cpus - 1}")
-        cpus = range(self.nr_cpus) if cpu is None else (cpu,)
-        names = STAT_NAMES + EXTRA_STAT_NAMES
-        return {name: sum(int(self.cpu_slab[k * CPU_STRIDE + C_STAT + i]) for k in cpus)
-                for i, name in enumerate(names)}
-
-    def reset_stats(self) -> None:
-        """Clear every counter (writing 0 to the sysfs stat files)."""
-        for k in range(self.nr_cpus):
-            for i in range(NR_STATS):
-                self.cpu_slab[k * CPU_STRIDE + C_STAT + i] = 0
-
-    def cpu_state(self, cpu) -> dict:
-        """kmem_cache_cpu of ``cpu``: freelist, tid, page (slab address) and partial slabs."""
-        if not (0 <= cpu < self.nr_cpus):
-            raise ValueError(f"cpu {cpu} outside 0..{self.nr_cpus - 1}")
-        c = cpu * CPU_STRIDE
-        partial = []
-        page = self.cpu_slab[c + C_PARTIAL]
-        while page and len(partial) <= self.nr_slabs:
-            partial.append(page_addr(page))
-            page = self.pm[page * PM_STRIDE + PM_NEXT]
-        page = self.cpu_slab[c + C_PAGE]
-        return {"freelist": int(self.cpu_slab[c + C_FREELIST]),
-                "tid": int(self.cpu_slab[c + C_TID]),
-                "page": page_addr(page) if page else 0, "partial": partial}
-
-    def node_partial(self) -> list:
-        """Slab addresses on the node partial list, head first."""
-        out = []
-        page = self.partial_head
-        while page and len(out) <= self.nr_slabs:
-            out.append(page_addr(page))
-            page = self.pm[page * PM_STRIDE + PM_NEXT]
-        return out
-
-    def slab_state(self, slab) -> dict:
-        """freelist, inuse, objects, frozen of the slab starting at address ``slab``."""
-        page = slab >> PAGE_SHIFT
-        if (slab & (PAGE_SIZE - 1) or not (0 < page < self.pa.nr_pages)
-                or self.pm[page * PM_STRIDE + PM_SLAB_CACHE] != self.id
-                or not (self.pm[page * PM_STRIDE + PM_FLAGS] & PG_SLAB)):
-            raise SlabError(f"{slab:#x} is not a slab of cache {self.name!r}")
-        counters = self.pm[page * PM_STRIDE + PM_COUNTERS]
-        return {"freelist": int(self.pm[page * PM_STRIDE + PM_FREELIST]),
-                "inuse": counters & INUSE_MASK,
-                "objects": (counters >> OBJECTS_SHIFT) & OBJECTS_MASK,
-                "frozen": bool(counters & FROZEN_BIT)}
-
-    def slab_of(self, addr) -> int:
-        """Address of the slab holding object ``addr`` (SlabError if it is not ours)."""
-        page: i64 = self.check_free_addr(address_arg(addr))
-        if page < 0:
-            raise SlabError(f"cache {self.name!r}: {addr:#x} is {BAD_REASONS[page]}")
-        return page_addr(page)
-
-    def slabs(self) -> list:
-        """Every slab of this cache (addresses, ascending), found from the page records."""
-        out = []
+    def shrink_node(self, st):
+        """__kmem_cache_shrink() after flush_all (v4.4): under list_lock, take the empty slabs
+        off the partial list and move slabs with at most SHRINK_PROMOTE_MAX (32) free objects to
+        its head, fullest first (each bucket keeping its order); then free the empty ones.
+        Counts nothing, as the kernel.  Returns the number of slabs freed."""
+        promote_head = cython.declare(i64[32])
+        promote_tail = cython.declare(i64[32])
+        i: cython.int
+        for i in range(32):
+            promote_head[i] = 0
+            promote_tail[i] = 0
+        d: i64 = self.d
+        discard: i64 = 0
+        rest_head: i64 = 0
+        rest_tail: i64 = 0
+        freed: i64 = 0
+        kept: i64 = 0
         page: i64
-        r: i64
-        for page in range(1, self.pa.nr_pages):
-            r = page * PM_STRIDE
-            if self.pm[r + PM_SLAB_CACHE] == self.id and self.pm[r + PM_FLAGS] & PG_SLAB:
-                out.append(page_addr(page))
-        return out
-
-    def occupancy(self) -> dict:
-        """The sysfs occupancy files: objects, objects_partial, partial, cpu_slabs, slabs,
-        total_objects (v4.4 show_slab_objects semantics)."""
-        partial_free = 0
-        partial_inuse = 0
-        for slab in self.node_partial():
-            st = self.slab_state(slab)
-            partial_free += st["objects"] - st["inuse"]
-            partial_inuse += st["inuse"]
-        cpu_slabs = 0
-        for cpu in range(self.nr_cpus):
-            st = self.cpu_state(cpu)
-            cpu_slabs += (1 if st["page"] else 0) + len(st["partial"])
-        return {"objects": self.total_objects - partial_free, "objects_partial": partial_inuse,
-                "partial": self.nr_partial, "cpu_slabs": cpu_slabs, "slabs": self.nr_slabs,
-                "total_objects": self.total_objects}
-
-    def validate(self) -> list:
-        """Walk every slab and return the problems found (empty when consistent)."""
-        from pyslub.validate import validate_cache
-        return validate_cache(self)
-
-    # =========================================================================================
-    # Public API: flush, shrink, destroy
-    # =========================================================================================
-
-    def flush_cpu(self, cpu=None) -> None:
-        """__flush_cpu_slab(): deactivate the cpu slab and unfreeze the cpu partial list of
-        ``cpu`` (all cpus when None), as flush_all() does."""
-        self._check_alive()
-        cpus = range(self.nr_cpus) if cpu is None else (cpu,)
-        for k in cpus:
-            if not (0 <= k < self.nr_cpus):
-                raise ValueError(f"cpu {k} outside 0..{self.nr_cpus - 1}")
-        saved = self.pa.cur_cpu
-        try:
-            for k in cpus:
-                self.pa.cur_cpu = k               # the kernel runs this on each cpu (IPI)
-                c = k * CPU_STRIDE
-                if self.cpu_slab[c + C_PAGE]:
-                    self.flush_slab(c)
-                self.unfreeze_partials(c)
-        finally:
-            self.pa.cur_cpu = saved
-
-    def flush_all(self):
-        self.flush_cpu(None)
-
-    def shrink(self) -> int:
-        """__kmem_cache_shrink(): flush all cpus, free the empty slabs on the node partial
-        list and sort the rest by fullness; returns the number of slabs freed."""
-        self._check_alive()
-        self.flush_all()
-        c: i64 = this_cpu(self)
-        freed = 0
-        slabs = self.node_partial()
-        for slab in slabs:
-            self.remove_partial(slab >> PAGE_SHIFT)
-        keep = []
-        for slab in slabs:
-            st = self.slab_state(slab)
-            if st["inuse"] == 0:
-                self.discard_slab(slab >> PAGE_SHIFT)
-                stat(self, c, FREE_SLAB)
-                freed += 1
+        nxt: i64
+        objects: i64
+        free: i64
+        counters: i64
+        list_lock(self, st)
+        page = self.desc[d + N_PARTIAL_HEAD]        # detach the whole list, then rebuild it
+        self.desc[d + N_PARTIAL_HEAD] = 0
+        self.desc[d + N_PARTIAL_TAIL] = 0
+        while page:
+            nxt = self.pm[page * PM_STRIDE + PM_NEXT]
+            counters = self.pm[page * PM_STRIDE + PM_COUNTERS]
+            objects = (counters >> OBJECTS_SHIFT) & OBJECTS_MASK
+            free = objects - (counters & INUSE_MASK)
+            self.pm[page * PM_STRIDE + PM_NEXT] = 0
+            if free == objects:
+                self.pm[page * PM_STRIDE + PM_FLAGS] &= ~PG_PARTIAL
+                self.pm[page * PM_STRIDE + PM_PREV] = discard
+                discard = page
+            elif 0 < free <= 32:
+                i = free - 1
+                if promote_tail[i]:
+                    self.pm[promote_tail[i] * PM_STRIDE + PM_NEXT] = page
+                else:
+                    promote_head[i] = page
+                promote_tail[i] = page
+                kept += 1
             else:
-                keep.append((st["objects"] - st["inuse"], slab))
-        keep.sort(key=lambda t: t[0])             # fullest first: allocations fill them up
-        for _, slab in keep:
-            self.add_partial(slab >> PAGE_SHIFT, DEACTIVATE_TO_TAIL_POS)
+                if rest_tail:
+                    self.pm[rest_tail * PM_STRIDE + PM_NEXT] = page
+                else:
+                    rest_head = page
+                rest_tail = page
+                kept += 1
+            page = nxt
+        # list_splice(promote + i, &n->partial) for i = 31 .. 0 puts bucket 0 first:
+        # chain bucket 0, 1, ..., 31, then the slabs with more free objects, and relink prev
+        tail: i64 = 0
+        for i in range(33):
+            page = promote_head[i] if i < 32 else rest_head
+            if page == 0:
+                continue
+            if tail:
+                self.pm[tail * PM_STRIDE + PM_NEXT] = page
+            else:
+                self.desc[d + N_PARTIAL_HEAD] = page
+            tail = promote_tail[i] if i < 32 else rest_tail
+        self.desc[d + N_PARTIAL_TAIL] = tail
+        self.desc[d + N_NR_PARTIAL] = kept
+        nxt = 0
+        page = self.desc[d + N_PARTIAL_HEAD]
+        while page:
+            self.pm[page * PM_STRIDE + PM_PREV] = nxt
+            nxt = page
+            page = self.pm[page * PM_STRIDE + PM_NEXT]
+        list_unlock(self)
+        while discard:
+            page = discard
+            discard = self.pm[page * PM_STRIDE + PM_PREV]
+            self.pm[page * PM_STRIDE + PM_PREV] = 0
+            self.discard_slab(page)
+            freed += 1
         return freed
 
-    def live_objects(self) -> int:
-        """Objects allocated (not free anywhere): total minus every freelist's length."""
-        self._check_alive()
-        free: i64 = 0
-        page: i64
-        counters: i64
-        for slab in self.slabs():
-            counters = self.pm[(slab >> PAGE_SHIFT) * PM_STRIDE + PM_COUNTERS]
-            free += ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK) - (counters & INUSE_MASK)
-        c: i64
-        obj: i64
-        n: i64
-        for cpu in range(self.nr_cpus):
-            c = cpu * CPU_STRIDE
-            page = self.cpu_slab[c + C_PAGE]
-            obj = self.cpu_slab[c + C_FREELIST]
-            n = 0
-            while obj and n < self.objects:
-                n += 1
-                obj = get_freepointer_safe(self, obj, page)
-            free += n
-        return self.total_objects - free
+    # =========================================================================================
+    # Observation hooks (record_frees)
+    # =========================================================================================
 
-    def destroy(self) -> None:
-        """kmem_cache_destroy(): refuses with SlabError while objects are alive."""
-        self._check_alive()
-        self.flush_all()
-        live = self.live_objects()
-        if live:
-            raise SlabError(f"cache {self.name!r} has {live} live objects remaining"
-                            " (Objects remaining on __kmem_cache_shutdown())")
-        for slab in self.node_partial():
-            self.remove_partial(slab >> PAGE_SHIFT)
-            self.discard_slab(slab >> PAGE_SHIFT)
-        for slab in self.slabs():                  # nothing else can be left, but be sure
-            self.discard_slab(slab >> PAGE_SHIFT)
-        self.dead = True
+    def _add_recorder(self, rec):
+        """Collect every list freed into this cache into ``rec`` (a list), from now on."""
+        self.drain()
+        self.recorders.append(rec)
+        self.observe |= EV_MASK_RECORD
+
+    def _remove_recorder(self, rec):
+        self.drain()
+        self.recorders.remove(rec)
+        if not self.recorders:
+            self.observe &= ~EV_MASK_RECORD
 
     def __repr__(self):
         return (f"<KmemCache {self.name!r} object_size={self.object_size} size={self.size} "
                 f"order={self.order} objs_per_slab={self.objects}>")
+
+
+@cython.cfunc
+@cython.exceptval(-1, check=False)
+def current_cpu(s: KmemCache) -> i64:
+    """The logical cpu the calling thread runs on for this cache's Memory, and its seat:
+    ``cpu | seat << 32``.  The Memory's binder (Python) fills the one-entry TLS cache on a miss
+    (tls_* live in this module only: each compiled module has its own copy of a C TLS)."""
+    if tls_token() != s.token:
+        s.binder()
+    cpu: i64 = tls_cpu()
+    if cpu < 0:
+        cpu = getcpu() % s.nr_cpus
+    return cpu | (tls_seat() << 32)
+
+
+if not cython.compiled:
+    import sys as _sys
+
+    def _read_only_outside_pyslub(self, name, value):
+        """Uncompiled, attributes are plain Python ones: refuse writes that do not come from
+        pyslub's own code (properties with setters, the tunables, still work), as the compiled
+        class's C attributes do."""
+        prop = getattr(type(self), name, None)
+        if not isinstance(prop, property):
+            caller = _sys._getframe(1).f_globals.get("__name__", "")
+            if not caller.startswith("pyslub."):
+                raise AttributeError(f"attribute {name!r} of {type(self).__name__} is read-only")
+        object.__setattr__(self, name, value)
+
+    KmemCache.__setattr__ = _read_only_outside_pyslub

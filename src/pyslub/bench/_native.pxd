@@ -1,8 +1,9 @@
 # C-level declarations of the native benchmark loops (_native.py).
 from pyslub._layout cimport *
 from pyslub._prim cimport tsc_start, tsc_stop, wallclock_ns, barrier
-from pyslub.slab cimport KmemCache, virt_to_head_page
-from pyslub.bulk cimport Cache, DetachedFreelist, kmem_cache_alloc_bulk, kmem_cache_free_bulk
+from pyslub.slab cimport KmemCache, virt_to_head_page, current_cpu, cpu_rec, stats_rec
+from pyslub.bulk cimport kmem_cache_alloc_bulk, kmem_cache_free_bulk
+from pyslub.cache cimport Cache
 cimport numpy as cnp
 
 cdef enum:
@@ -16,13 +17,15 @@ cdef enum:
 # The kernel modules force my__kmem_cache_{alloc,free}_bulk out of line ("noinline", so the
 # fallback pays a call per bulk like the real bulk API).  Cython has no noinline: the loops call
 # them through these pointers, which gcc cannot inline.
-ctypedef bint (*alloc_bulk_fn)(KmemCache, i64, i64 *) noexcept
-ctypedef void (*free_bulk_fn)(KmemCache, i64, i64 *) noexcept
+ctypedef bint (*alloc_bulk_fn)(KmemCache, i64, i64, i64, i64 *) noexcept nogil
+ctypedef void (*free_bulk_fn)(KmemCache, i64, i64, i64, i64 *) noexcept nogil
 cdef alloc_bulk_fn my__kmem_cache_alloc_bulk
 cdef free_bulk_fn my__kmem_cache_free_bulk
 
 cdef class NativeObjHash:
     cdef readonly Cache s             # the cache whose arena holds the objects
+    cdef i64[::1] words               # its arena words (the hlist nodes live in the objects)
+    cdef i64[::1] pm                  # its page records (virt_to_head_page)
     cdef i64 heads[16]                # hlist_head.first of each bucket (0 = empty)
     cdef readonly i64 objhash_cnt     # objects in the hash
     cdef readonly i64 too_many        # "Bad invarians: request too many objects"

@@ -2,7 +2,11 @@
 
 Like the kernel modules, every loop calls the allocator's C-level functions directly
 (``KmemCache.slab_alloc_node``, ``do_slab_free``, ``kmem_cache_alloc_bulk``,
-``kmem_cache_free_bulk``), with no Python object touched between the two clock reads.  Each
+``kmem_cache_free_bulk``), with no Python object touched between the two clock reads and the
+GIL released for the whole timed region (so loops in several threads run in parallel).  The
+calling thread's cpu (``Memory.on_cpu``, or the Memory's default policy) is looked up once
+before the clock starts.  These are the kernel's unchecked paths: the cache's Memory must have
+``checks=False``.  Each
 ``bench_*`` function reads the wall clock then the TSC (``time_bench_start``), runs the loop,
 reads the TSC then the wall clock (``time_bench_stop``) and returns
 ``(invoked_cnt, tsc_start, tsc_stop, start_ns, stop_ns)``; ``pyslub.bench.drivers`` turns that
@@ -30,8 +34,9 @@ else:
     from pyslub._prim import barrier, tsc_start, tsc_stop, wallclock_ns
     from pyslub.bench.jhash import jhash_8bytes
     from pyslub.bench.objhash import HASHSZ, OBJHASH_INITVAL, VMEMMAP_BASE
-    from pyslub.bulk import Cache, kmem_cache_alloc_bulk, kmem_cache_free_bulk
-    from pyslub.slab import KmemCache, virt_to_head_page
+    from pyslub.bulk import kmem_cache_alloc_bulk, kmem_cache_free_bulk
+    from pyslub.cache import Cache
+    from pyslub.slab import KmemCache, cpu_rec, current_cpu, stats_rec, virt_to_head_page
 
     OBJHASH_SZ = HASHSZ
     OBJ_NODE_NEXT = 0
@@ -86,25 +91,29 @@ def objs_array(n) -> np.ndarray:
 # =============================================================================================
 
 @cython.cfunc
+@cython.nogil
 @cython.exceptval(check=False)
-def my_kmem_cache_free_bulk(s: KmemCache, nr: i64, p: cython.p_longlong) -> cython.void:
+def my_kmem_cache_free_bulk(s: KmemCache, c: i64, st: i64, nr: i64,
+                            p: cython.p_longlong) -> cython.void:
     """``kmem_cache_free(s, p[i])`` per object: slab_free(s, virt_to_head_page(x), x, NULL, 1)."""
     i: i64
     for i in range(nr):
-        s.do_slab_free(virt_to_head_page(s, p[i]), p[i], 0, 1)
+        s.do_slab_free(c, st, virt_to_head_page(s, p[i]), p[i], 0, 1)
 
 
 @cython.cfunc
+@cython.nogil
 @cython.exceptval(check=False)
-def my_kmem_cache_alloc_bulk(s: KmemCache, nr: i64, p: cython.p_longlong) -> cython.bint:
+def my_kmem_cache_alloc_bulk(s: KmemCache, c: i64, st: i64, nr: i64,
+                             p: cython.p_longlong) -> cython.bint:
     """``kmem_cache_alloc`` per object; on failure free what was taken and return False."""
     i: i64
     x: i64
     for i in range(nr):
-        x = s.slab_alloc_node()
+        x = s.slab_alloc_node(c, st)
         p[i] = x
-        if x == 0:
-            my_kmem_cache_free_bulk(s, i, p)
+        if x <= 0:
+            my_kmem_cache_free_bulk(s, c, st, i, p)
             return False
     return True
 
@@ -112,6 +121,15 @@ def my_kmem_cache_alloc_bulk(s: KmemCache, nr: i64, p: cython.p_longlong) -> cyt
 # noinline: the timed loops call the fallbacks through pointers (see _native.pxd)
 my__kmem_cache_alloc_bulk = my_kmem_cache_alloc_bulk
 my__kmem_cache_free_bulk = my_kmem_cache_free_bulk
+
+
+@cython.cfunc
+def cpu_of(s: KmemCache) -> i64:
+    """The calling thread's cpu|seat (before the clock starts); the Memory must be unchecked."""
+    if s.checks:
+        raise ValueError(f"cache {s.name!r}: the native loops run the kernel's unchecked paths; "
+                         "create the Memory with checks=False")
+    return current_cpu(s)
 
 
 # =============================================================================================
@@ -122,71 +140,99 @@ def bench_for_loop(loops: i64) -> tuple:
     """time_bench_for_loop: an empty loop with a compiler barrier (loop overhead)."""
     cnt: i64 = 0
     _i: i64
-    ns0: cython.ulonglong = wallclock_ns()
-    t0: cython.ulonglong = tsc_start()
-    for _i in range(loops):
-        cnt += 1
-        barrier()
-    t1: cython.ulonglong = tsc_stop()
-    ns1: cython.ulonglong = wallclock_ns()
+    ns0: cython.ulonglong
+    t0: cython.ulonglong
+    t1: cython.ulonglong
+    ns1: cython.ulonglong
+    with cython.nogil:
+        ns0 = wallclock_ns()
+        t0 = tsc_start()
+        for _i in range(loops):
+            cnt += 1
+            barrier()
+        t1 = tsc_stop()
+        ns1 = wallclock_ns()
     return cnt, t0, t1, ns0, ns1
 
 
 def bench_fastpath_reuse(s: KmemCache, loops: i64) -> tuple:
     """benchmark_kmem_cache_fastpath_reuse: alloc 1, barrier, free 1; counts alloc+free once."""
+    cs: i64 = cpu_of(s)
+    c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
+    st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
     cnt: i64 = 0
     _i: i64
     obj: i64
-    ns0: cython.ulonglong = wallclock_ns()
-    t0: cython.ulonglong = tsc_start()
-    for _i in range(loops):
-        obj = s.slab_alloc_node()
-        if obj == 0:
-            break
-        barrier()
-        s.do_slab_free(virt_to_head_page(s, obj), obj, 0, 1)
-        cnt += 1
-    t1: cython.ulonglong = tsc_stop()
-    ns1: cython.ulonglong = wallclock_ns()
+    ns0: cython.ulonglong
+    t0: cython.ulonglong
+    t1: cython.ulonglong
+    ns1: cython.ulonglong
+    with cython.nogil:
+        ns0 = wallclock_ns()
+        t0 = tsc_start()
+        for _i in range(loops):
+            obj = s.slab_alloc_node(c, st)
+            if obj <= 0:
+                break
+            barrier()
+            s.do_slab_free(c, st, virt_to_head_page(s, obj), obj, 0, 1)
+            cnt += 1
+        t1 = tsc_stop()
+        ns1 = wallclock_ns()
     return cnt, t0, t1, ns0, ns1
 
 
 def bench_bulk_fallback(s: KmemCache, loops: i64, bulk: i64, objs: object) -> tuple:
     """benchmark_slab_fallback_bulk: my__kmem_cache_alloc_bulk, barrier, my__..._free_bulk."""
+    cs: i64 = cpu_of(s)
+    c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
+    st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
     p: cython.p_longlong = words_of(objs)
     cnt: i64 = 0
     _i: i64
-    ns0: cython.ulonglong = wallclock_ns()
-    t0: cython.ulonglong = tsc_start()
-    for _i in range(loops):
-        if not my__kmem_cache_alloc_bulk(s, bulk, p):
-            break
-        barrier()
-        my__kmem_cache_free_bulk(s, bulk, p)
-        cnt += bulk
-    t1: cython.ulonglong = tsc_stop()
-    ns1: cython.ulonglong = wallclock_ns()
+    ns0: cython.ulonglong
+    t0: cython.ulonglong
+    t1: cython.ulonglong
+    ns1: cython.ulonglong
+    with cython.nogil:
+        ns0 = wallclock_ns()
+        t0 = tsc_start()
+        for _i in range(loops):
+            if not my__kmem_cache_alloc_bulk(s, c, st, bulk, p):
+                break
+            barrier()
+            my__kmem_cache_free_bulk(s, c, st, bulk, p)
+            cnt += bulk
+        t1 = tsc_stop()
+        ns1 = wallclock_ns()
     return cnt, t0, t1, ns0, ns1
 
 
-def bench_bulk_quick_reuse(s: Cache, loops: i64, bulk: i64, strategy: cython.int,
+def bench_bulk_quick_reuse(s: KmemCache, loops: i64, bulk: i64, strategy: cython.int,
                            objs: object) -> tuple:
     """benchmark_slab_bulk01 (test01) and test02's loop: kmem_cache_alloc_bulk, barrier,
     kmem_cache_free_bulk with free_bulk generation ``strategy`` (FB_*)."""
+    cs: i64 = cpu_of(s)
+    c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
+    st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
     p: cython.p_longlong = words_of(objs)
-    df: DetachedFreelist = s.df
     cnt: i64 = 0
     _i: i64
-    ns0: cython.ulonglong = wallclock_ns()
-    t0: cython.ulonglong = tsc_start()
-    for _i in range(loops):
-        if kmem_cache_alloc_bulk(s, bulk, p) == 0:
-            break
-        barrier()
-        kmem_cache_free_bulk(s, bulk, p, strategy, df)
-        cnt += bulk
-    t1: cython.ulonglong = tsc_stop()
-    ns1: cython.ulonglong = wallclock_ns()
+    ns0: cython.ulonglong
+    t0: cython.ulonglong
+    t1: cython.ulonglong
+    ns1: cython.ulonglong
+    with cython.nogil:
+        ns0 = wallclock_ns()
+        t0 = tsc_start()
+        for _i in range(loops):
+            if kmem_cache_alloc_bulk(s, c, st, bulk, p) <= 0:
+                break
+            barrier()
+            kmem_cache_free_bulk(s, c, st, bulk, p, strategy)
+            cnt += bulk
+        t1 = tsc_stop()
+        ns1 = wallclock_ns()
     return cnt, t0, t1, ns0, ns1
 
 
@@ -202,11 +248,13 @@ class NativeObjHash:
     ``drain``) exist for set-up, teardown and tests; the timed loop uses the C functions.
     """
 
-    def __init__(self, s):
+    def __init__(self, s: Cache):
         if s.object_size < OBJ_MIN_SIZE:
             raise ValueError(f"test03 objects need >= {OBJ_MIN_SIZE} bytes "
                              f"(hlist_node + page pointer), cache has {s.object_size}")
         self.s = s
+        self.words = s.words
+        self.pm = s.pm
         if not cython.compiled:
             self.heads = [0] * OBJHASH_SZ
         i: cython.int
@@ -231,7 +279,7 @@ class NativeObjHash:
 
     def page_of(self, obj: i64) -> int:
         """The struct-page pointer stored in ``obj->page`` (unsigned)."""
-        return (int(self.s.words[(obj >> 3) + OBJ_PAGE]) + 2**64) % 2**64
+        return (int(self.words[(obj >> 3) + OBJ_PAGE]) + 2**64) % 2**64
 
     def list_len(self) -> list:
         """Length of each bucket."""
@@ -244,7 +292,7 @@ class NativeObjHash:
             obj = self.heads[b]
             while obj and n <= self.objhash_cnt:
                 n += 1
-                obj = self.s.words[(obj >> 3) + OBJ_NODE_NEXT]
+                obj = self.words[(obj >> 3) + OBJ_NODE_NEXT]
             out.append(n)
         return out
 
@@ -257,68 +305,68 @@ class NativeObjHash:
             obj = self.heads[b]
             while obj and len(out) <= self.objhash_cnt:
                 out.append(obj)
-                obj = self.s.words[(obj >> 3) + OBJ_NODE_NEXT]
+                obj = self.words[(obj >> 3) + OBJ_NODE_NEXT]
             self.heads[b] = 0
         self.objhash_cnt = 0
         return out
 
 
 @cython.cfunc
+@cython.nogil
 @cython.inline
 @cython.exceptval(check=False)
 def objhash_add_one(h: NativeObjHash, obj: i64) -> cython.bint:
     """objhash_add_one: INIT_HLIST_NODE, obj->page = virt_to_head_page(obj), hash the page
     pointer, hlist_add_head on that bucket."""
-    s: Cache = h.s
     if obj == 0:
         return False
     h.objhash_cnt += 1
     w: i64 = obj >> 3
-    s.words[w + OBJ_NODE_NEXT] = 0
-    s.words[w + OBJ_NODE_PPREV] = 0
-    s.words[w + OBJ_PAGE] = VMEMMAP_WORD + (virt_to_head_page(s, obj) << 6)
-    b: i64 = objhash_bucket(s.words[w + OBJ_PAGE])
+    h.words[w + OBJ_NODE_NEXT] = 0
+    h.words[w + OBJ_NODE_PPREV] = 0
+    h.words[w + OBJ_PAGE] = VMEMMAP_WORD + (h.pm[(obj >> PAGE_SHIFT) * PM_STRIDE + PM_HEAD] << 6)
+    b: i64 = objhash_bucket(h.words[w + OBJ_PAGE])
     first: i64 = h.heads[b]
-    s.words[w + OBJ_NODE_NEXT] = first                   # n->next = h->first
+    h.words[w + OBJ_NODE_NEXT] = first                   # n->next = h->first
     if first:
-        s.words[(first >> 3) + OBJ_NODE_PPREV] = obj     # first->pprev = &n->next
+        h.words[(first >> 3) + OBJ_NODE_PPREV] = obj     # first->pprev = &n->next
     h.heads[b] = obj                                     # h->first = n
-    s.words[w + OBJ_NODE_PPREV] = -(b + 1)               # n->pprev = &h->first
+    h.words[w + OBJ_NODE_PPREV] = -(b + 1)               # n->pprev = &h->first
     return True
 
 
 @cython.cfunc
+@cython.nogil
 @cython.inline
 @cython.exceptval(check=False)
 def hlist_del(h: NativeObjHash, obj: i64) -> cython.void:
-    s: Cache = h.s
     w: i64 = obj >> 3
-    nxt: i64 = s.words[w + OBJ_NODE_NEXT]
-    pprev: i64 = s.words[w + OBJ_NODE_PPREV]
+    nxt: i64 = h.words[w + OBJ_NODE_NEXT]
+    pprev: i64 = h.words[w + OBJ_NODE_PPREV]
     if pprev < 0:
         h.heads[-pprev - 1] = nxt                        # *pprev = next (a bucket head)
     else:
-        s.words[(pprev >> 3) + OBJ_NODE_NEXT] = nxt      # *pprev = next (previous node)
+        h.words[(pprev >> 3) + OBJ_NODE_NEXT] = nxt      # *pprev = next (previous node)
     if nxt:
-        s.words[(nxt >> 3) + OBJ_NODE_PPREV] = pprev
-    s.words[w + OBJ_NODE_NEXT] = LIST_POISON1
-    s.words[w + OBJ_NODE_PPREV] = LIST_POISON2
+        h.words[(nxt >> 3) + OBJ_NODE_PPREV] = pprev
+    h.words[w + OBJ_NODE_NEXT] = LIST_POISON1
+    h.words[w + OBJ_NODE_PPREV] = LIST_POISON2
 
 
 @cython.cfunc
+@cython.nogil
 @cython.exceptval(check=False)
 @cython.cdivision(True)
 def objhash_extract(h: NativeObjHash, last_obj: i64, no_match: cython.bint) -> i64:
     """objhash_extract: pop the head of the first non-empty bucket, searching from the bucket
     of last_obj->page (bucket 0 for NULL), one bucket further with ``no_match``."""
-    s: Cache = h.s
     hash_idx: i64 = 0
     last_page: i64 = 0
     obj: i64
     skip_bucket: i64 = 0
     _n: i64
     if last_obj != 0:
-        last_page = s.words[(last_obj >> 3) + OBJ_PAGE]
+        last_page = h.words[(last_obj >> 3) + OBJ_PAGE]
         hash_idx = objhash_bucket(last_page)
     if h.objhash_cnt < 2:
         h.too_many += 1                                  # "request too many objects"
@@ -331,7 +379,7 @@ def objhash_extract(h: NativeObjHash, last_obj: i64, no_match: cython.bint) -> i
             skip_bucket += 1
             hash_idx = (hash_idx + 1) % OBJHASH_SZ
             continue
-        if no_match and last_obj != 0 and s.words[(obj >> 3) + OBJ_PAGE] == last_page:
+        if no_match and last_obj != 0 and h.words[(obj >> 3) + OBJ_PAGE] == last_page:
             h.same_page += 1                             # "return same page"
         hlist_del(h, obj)
         h.objhash_cnt -= 1
@@ -342,6 +390,7 @@ def objhash_extract(h: NativeObjHash, last_obj: i64, no_match: cython.bint) -> i
 
 
 @cython.cfunc
+@cython.nogil
 @cython.exceptval(check=False)
 @cython.cdivision(True)
 def extract_bulk(h: NativeObjHash, p: cython.p_longlong, bulk: i64, modulo: i64) -> cython.bint:
@@ -369,31 +418,38 @@ def bench_test03(h: NativeObjHash, loops: i64, bulk: i64, modulo: i64, use_bulk:
     FALLBACK_BULK): allocate ``bulk`` objects, add them to the hash, barrier, refill the array
     from the hash (scattered over many slabs), free it.  Hashing is inside the timed region."""
     s: Cache = h.s
-    df: DetachedFreelist = s.df
+    cs: i64 = cpu_of(s)
+    c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
+    st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
     p: cython.p_longlong = words_of(objs)
     cnt: i64 = 0
     _i: i64
     j: i64
     ok: cython.bint
-    ns0: cython.ulonglong = wallclock_ns()
-    t0: cython.ulonglong = tsc_start()
-    for _i in range(loops):
-        if use_bulk:
-            ok = kmem_cache_alloc_bulk(s, bulk, p) != 0
-        else:
-            ok = my__kmem_cache_alloc_bulk(s, bulk, p)
-        if not ok:
-            break
-        for j in range(bulk):
-            objhash_add_one(h, p[j])
-        barrier()
-        if not extract_bulk(h, p, bulk, modulo):
-            break
-        if use_bulk:
-            kmem_cache_free_bulk(s, bulk, p, strategy, df)
-        else:
-            my__kmem_cache_free_bulk(s, bulk, p)
-        cnt += bulk
-    t1: cython.ulonglong = tsc_stop()
-    ns1: cython.ulonglong = wallclock_ns()
+    ns0: cython.ulonglong
+    t0: cython.ulonglong
+    t1: cython.ulonglong
+    ns1: cython.ulonglong
+    with cython.nogil:
+        ns0 = wallclock_ns()
+        t0 = tsc_start()
+        for _i in range(loops):
+            if use_bulk:
+                ok = kmem_cache_alloc_bulk(s, c, st, bulk, p) > 0
+            else:
+                ok = my__kmem_cache_alloc_bulk(s, c, st, bulk, p)
+            if not ok:
+                break
+            for j in range(bulk):
+                objhash_add_one(h, p[j])
+            barrier()
+            if not extract_bulk(h, p, bulk, modulo):
+                break
+            if use_bulk:
+                kmem_cache_free_bulk(s, c, st, bulk, p, strategy)
+            else:
+                my__kmem_cache_free_bulk(s, c, st, bulk, p)
+            cnt += bulk
+        t1 = tsc_stop()
+        ns1 = wallclock_ns()
     return cnt, t0, t1, ns0, ns1

@@ -258,7 +258,7 @@ class Runner:
         self.driver = get_driver(driver)
         self.printer = printer
         self.clock = bench_clock()
-        self.mem = Memory(size=config.arena_for(), nr_cpus=config.nr_cpus)
+        self.mem = Memory(size=config.arena_for(), nr_cpus=config.nr_cpus, checks=False)
         self.measurements: list[Measurement] = []
         self._shared: dict[tuple[str, int, int], Any] = {}   # keep_cache: (test, round, pass)
 

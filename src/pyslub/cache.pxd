@@ -1,0 +1,12 @@
+# C-level declaration of the public cache class (cache.py).
+from pyslub._layout cimport *
+from pyslub.slab cimport *
+from pyslub.bulk cimport (kmem_cache_alloc_bulk, kmem_cache_free_bulk, check_bulk, kfree_check,
+                          kfree_bulk_lists)
+from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free as c_free
+cimport numpy as cnp
+
+cdef class Cache(KmemCache):
+    pass
+from pyslub.page_alloc cimport Segment

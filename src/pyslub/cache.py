@@ -1,0 +1,693 @@
+"""``Cache``: the public face of a slab cache -- what a Python program calls.
+
+Every method checks its arguments, finds the calling thread's cpu and seat, runs one core
+operation (``slab.py``, ``bulk.py``) and turns what the core reported into Python results and
+exceptions.  Guarantees of every operation here:
+
+* **No Python code runs inside a core operation.**  Arguments are converted before it starts
+  (``__index__`` of an address argument runs first), and a numpy array is copied once into
+  memory the core owns before anything is checked; results are copied back after it ends.
+  Another thread writing the caller's array meanwhile cannot reach the core.
+* **Nothing is freed unless everything may be.**  Every address is checked first, and in safe
+  mode (``Memory(checks=True)``, the default) every object's state: a double free, a never
+  allocated slot, a duplicate inside one array or an object another call is freeing raises
+  ``SlabError`` naming the address, its index and the reason, and changes nothing.
+* **The GIL is released** around bulk operations of at least ``NOGIL_MIN`` objects (the core
+  does not rely on it), so threads on different cores allocate and free in parallel.
+"""
+
+import operator
+
+import cython
+import numpy as np
+
+if cython.compiled:
+    cnp.import_array()                    # cnp and the core's names come from cache.pxd
+else:
+    from pyslub._layout import *  # noqa: F403 (C enums when compiled)
+    from pyslub.bulk import (
+        check_bulk,
+        kfree_bulk_lists,
+        kfree_check,
+        kmem_cache_alloc_bulk,
+        kmem_cache_free_bulk,
+    )
+    from pyslub.page_alloc import Segment
+    from pyslub.slab import (
+        INUSE_MASK,
+        R_RPOS,
+        R_WPOS,
+        KmemCache,
+        cpu_claim,
+        cpu_rec,
+        cpu_release,
+        current_cpu,
+        get_freepointer_safe,
+        object_page,
+        page_addr,
+        stats_rec,
+    )
+
+from pyslub._layout import (  # noqa: E402
+    EXTRA_STAT_NAMES,
+    FREE_BULK_STRATEGIES,
+    STAT_NAMES,
+    STAT_NAMES_70,
+    STAT_NAMES_618,
+)
+from pyslub.errors import SlabError  # noqa: E402
+from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL  # noqa: E402
+from pyslub.slab import BAD_REASONS  # noqa: E402
+
+# Bulk operations of at least this many objects release the GIL: measured with
+# benchmarks/nogil_threshold.py (a `with nogil` block costs ~40 ns, ~3 us while another thread
+# runs Python code, against ~1-2 ns of core work per object).
+NOGIL_MIN = cython.declare(i64, 256)
+STACK_WORDS = cython.declare(i64, 256)   # arrays up to this size are copied to the C stack
+
+# strategy name -> FB_* id (a C-level dict when compiled: one lookup per free_bulk call)
+STRATEGY_IDS = cython.declare(dict, {name: i for i, name in enumerate(FREE_BULK_STRATEGIES)})
+
+# counter name -> internal index, and the names each generation reports, in its enum order
+STAT_INDEX = {name: i for i, name in enumerate(STAT_NAMES_618)}
+STAT_INDEX.update({name: 43 + i for i, name in enumerate(EXTRA_STAT_NAMES)})
+GEN_STAT_NAMES = {GEN_V44: STAT_NAMES + EXTRA_STAT_NAMES,
+                  GEN_V618: STAT_NAMES_618 + EXTRA_STAT_NAMES,
+                  GEN_V70: STAT_NAMES_70 + EXTRA_STAT_NAMES}
+GEN_NAMES = {GEN_V44: "4.4", GEN_V618: "6.18", GEN_V70: "7.0"}
+
+
+def address_arg(addr) -> int:
+    """An address argument as an int: ints and anything with ``__index__`` (numpy integers),
+    never floats (TypeError); values that do not fit 64 bits become -1, i.e. outside."""
+    if type(addr) is not int:
+        addr = operator.index(addr)
+    if addr < -(1 << 63) or addr >= (1 << 63):
+        return -1
+    return addr
+
+
+@cython.cfunc
+def array_size(p: object, size: object, writable: cython.bint) -> i64:
+    """Check ``p`` is a C-contiguous 1-d native-endian uint64 ndarray; entries used."""
+    n: i64
+    if cython.compiled:
+        if not cnp.PyArray_Check(p):
+            raise TypeError(f"expected a numpy uint64 array, got {type(p).__name__}")
+        arr: cnp.ndarray = p
+        if (cnp.PyArray_TYPE(arr) != cnp.NPY_UINT64 or cnp.PyArray_NDIM(arr) != 1
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)):
+            raise TypeError("expected a 1-d C-contiguous numpy array of native uint64, got "
+                            f"dtype {p.dtype.str} with shape {p.shape}")
+        if writable and not cnp.PyArray_ISWRITEABLE(arr):
+            raise TypeError("the address array must be writable")
+        n = cnp.PyArray_DIM(arr, 0)
+    else:
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"expected a numpy uint64 array, got {type(p).__name__}")
+        if (p.dtype != np.uint64 or p.ndim != 1 or not p.flags.c_contiguous
+                or not p.dtype.isnative):
+            raise TypeError("expected a 1-d C-contiguous numpy array of native uint64, got "
+                            f"dtype {p.dtype.str} with shape {p.shape}")
+        if writable and not p.flags.writeable:
+            raise TypeError("the address array must be writable")
+        n = p.shape[0]
+    if size is None:
+        return n
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"size must be a non-negative int, got {size!r}")
+    if size > n:
+        raise ValueError(f"size {size} is larger than the array ({n} entries)")
+    return size
+
+
+def _decode(code):
+    """(index, BAD_* reason) of a check_bulk()/kfree_check() failure code."""
+    code = -code
+    return (code >> 5) - 1, -(code & 31)
+
+
+@cython.cclass
+class Cache(KmemCache):
+    """A slab cache (``struct kmem_cache``): single-object and bulk alloc/free, state, stats.
+
+    Create one with ``Memory.create_cache``.  Object addresses are byte offsets in the arena.
+    """
+
+    def __init__(self, *args):
+        if not cython.compiled:                   # plain Python has no __cinit__
+            KmemCache.__cinit__(self, *args)
+
+    # =========================================================================================
+    # Plumbing
+    # =========================================================================================
+
+    def _check_alive(self):
+        if self.desc[self.d + D_STATE] != DS_LIVE:
+            raise SlabError(f"cache {self.name!r} was destroyed")
+
+    def _after(self):
+        """After an operation: turn what the core reported into Python objects."""
+        if self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+
+    def _corrupt(self, what):
+        self._after()
+        last = self.reports[len(self.reports) - 1] if self.reports else "a freelist is corrupted"
+        return SlabError(f"cache {self.name!r}: {what} failed: {last}")
+
+    def _raise_refused(self, before):
+        """Debug caches: raise if the consistency checks refused to free objects."""
+        self._after()
+        refused = [m for m in self.reports[before:] if "not freed" in m]
+        if refused:
+            raise SlabError(f"cache {self.name!r}: " + "; ".join(refused))
+
+    # =========================================================================================
+    # Single objects
+    # =========================================================================================
+
+    def alloc(self):
+        """kmem_cache_alloc(): the address of a new object (MemoryError when out of memory)."""
+        self._check_alive()
+        cs: i64 = current_cpu(self)
+        cpu: i64 = cs & 0xFFFFFFFF
+        obj: i64 = self.slab_alloc_node(cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32))
+        if self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+        if obj <= 0:
+            if obj == 0:
+                raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
+            raise self._corrupt("alloc")
+        return obj
+
+    def free(self, addr):
+        """kmem_cache_free(): free one object; SlabError (nothing freed) if ``addr`` is not an
+        object of this cache, or (safe mode) not allocated."""
+        self._check_alive()
+        a: i64 = address_arg(addr)
+        cs: i64 = current_cpu(self)
+        cpu: i64 = cs & 0xFFFFFFFF
+        nreports = len(self.reports)
+        page: i64 = self.free_checked(cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32), a)
+        if page < 0:
+            raise SlabError(f"cache {self.name!r}: cannot free address {a:#x}: "
+                            f"{BAD_REASONS[page]}")
+        if self.debug:
+            self._raise_refused(nreports)
+        elif self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+
+    def view(self, addr):
+        """A writable memoryview of an allocated object's ``object_size`` bytes."""
+        self._check_alive()
+        a: i64 = address_arg(addr)
+        page: i64 = object_page(self, a)
+        if page < 0:
+            raise SlabError(f"cache {self.name!r}: no object at {a:#x}: {BAD_REASONS[page]}")
+        if self.checks and self.state[a >> 3] != OBJ_LIVE:
+            raise SlabError(f"cache {self.name!r}: no object at {a:#x}: "
+                            f"{BAD_REASONS[BAD_FREE]}")
+        return self.seg.arena[a:a + self.object_size]
+
+    def check_addr(self, addr):
+        """The slab page index of ``addr`` if it is an object slot of this cache, else a
+        negative BAD_* code (see ``pyslub.slab.BAD_REASONS``)."""
+        return object_page(self, address_arg(addr))
+
+    # =========================================================================================
+    # Bulk
+    # =========================================================================================
+
+    def alloc_bulk(self, p, size=None):
+        """kmem_cache_alloc_bulk(): fill ``p[:size]`` (uint64 array) with new objects.
+
+        All or nothing: returns ``size``, or 0 (out of memory) with nothing allocated.
+        """
+        n: i64 = array_size(p, size, True)
+        self._check_alive()
+        if n == 0:
+            return 0
+        cs: i64 = current_cpu(self)
+        cpu: i64 = cs & 0xFFFFFFFF
+        c: i64 = cpu_rec(self, cpu)
+        st: i64 = stats_rec(self, cpu, cs >> 32)
+        got: i64
+        if cython.compiled:
+            stackbuf = cython.declare(i64[256])
+            buf: cython.p_longlong = stackbuf
+            if n > STACK_WORDS:
+                buf = cython.cast(cython.p_longlong, malloc(n * 8))
+                if buf == cython.NULL:
+                    raise MemoryError("cannot allocate a scratch array")
+            try:
+                if n >= NOGIL_MIN:
+                    with cython.nogil:
+                        got = kmem_cache_alloc_bulk(self, c, st, n, buf)
+                else:
+                    got = kmem_cache_alloc_bulk(self, c, st, n, buf)
+                if got > 0:
+                    memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
+            finally:
+                if buf != cython.address(stackbuf[0]):
+                    c_free(buf)
+        else:
+            scratch = np.zeros(n, dtype=np.int64)
+            got = kmem_cache_alloc_bulk(self, c, st, n, memoryview(scratch))
+            if got > 0:
+                p[:n] = scratch.view(np.uint64)
+        if self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+        if got < 0:
+            raise self._corrupt("alloc_bulk")
+        return got
+
+    def alloc_many(self, n):
+        """``n`` new objects as a uint64 array (MemoryError when out of memory)."""
+        p = np.zeros(n, dtype=np.uint64)
+        if n and self.alloc_bulk(p) != n:
+            raise MemoryError(f"cache {self.name!r}: cannot allocate {n} objects")
+        return p
+
+    def free_bulk(self, p, size=None, strategy=None):
+        """kmem_cache_free_bulk(): free ``p[:size]`` with one generation of the bulk free.
+
+        ``strategy`` defaults to ``free_bulk_strategy``.  Every address (and in safe mode every
+        object's state) is checked before anything is freed: SlabError names the first bad
+        index.  The lookahead strategies NULL the consumed slots (and skip NULL entries); swap
+        permutes the array.
+        """
+        n: i64 = array_size(p, size, True)
+        sid: cython.int = self.desc[self.d + D_FB_STRATEGY]
+        if strategy is not None:
+            sid = STRATEGY_IDS.get(strategy, -1)
+            if sid < 0:
+                raise ValueError(f"unknown free_bulk strategy {strategy!r}; "
+                                 f"choose one of {FREE_BULK_STRATEGIES}")
+        self._check_alive()
+        if n == 0:
+            return
+        cs: i64 = current_cpu(self)
+        cpu: i64 = cs & 0xFFFFFFFF
+        c: i64 = cpu_rec(self, cpu)
+        st: i64 = stats_rec(self, cpu, cs >> 32)
+        allow_null: cython.bint = sid == FB_LOOKAHEAD or sid == FB_LOOKAHEAD_FWD
+        nreports = len(self.reports)
+        bad: i64
+        if cython.compiled:
+            stackbuf = cython.declare(i64[256])
+            buf: cython.p_longlong = stackbuf
+            if n > STACK_WORDS:
+                buf = cython.cast(cython.p_longlong, malloc(n * 8))
+                if buf == cython.NULL:
+                    raise MemoryError("cannot allocate a scratch array")
+            try:
+                memcpy(buf, cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), n * 8)
+                bad = check_bulk(self, n, buf, allow_null)
+                if bad == 0:
+                    if n >= NOGIL_MIN:
+                        with cython.nogil:
+                            kmem_cache_free_bulk(self, c, st, n, buf, sid)
+                    else:
+                        kmem_cache_free_bulk(self, c, st, n, buf, sid)
+                    memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
+            finally:
+                if buf != cython.address(stackbuf[0]):
+                    c_free(buf)
+        else:
+            scratch = p[:n].astype(np.int64)
+            words = memoryview(scratch)
+            bad = check_bulk(self, n, words, allow_null)
+            if bad == 0:
+                kmem_cache_free_bulk(self, c, st, n, words, sid)
+                p[:n] = scratch.view(np.uint64)
+        if bad:
+            i, reason = _decode(bad)
+            addr = int(p[i])
+            what = BAD_REASONS[reason]
+            if reason == BAD_FREEING:
+                earlier = [j for j in range(i) if int(p[j]) == addr]
+                if earlier:
+                    what = f"a duplicate of p[{earlier[0]}]"
+            raise SlabError(f"cache {self.name!r}: free_bulk: p[{i}] = {addr:#x} is {what}; "
+                            "nothing was freed")
+        if self.debug:
+            self._raise_refused(nreports)
+        elif self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+
+    # =========================================================================================
+    # Tunables (the writable sysfs files) and geometry
+    # =========================================================================================
+
+    @property
+    def min_partial(self):
+        """Keep at least this many empty-able slabs on the node list (sysfs ``min_partial``;
+        a write is clamped to 5..10 as the kernel's set_min_partial() does)."""
+        return int(self.desc[self.d + D_MIN_PARTIAL])
+
+    @min_partial.setter
+    def min_partial(self, value):
+        v = _tunable("min_partial", value)
+        self.desc[self.d + D_MIN_PARTIAL] = min(max(v, MIN_PARTIAL), MAX_PARTIAL)
+
+    @property
+    def cpu_partial(self):
+        """Free objects kept on each cpu partial list (sysfs ``cpu_partial``; a write flushes
+        every cpu, as cpu_partial_store() does; must stay 0 for debug caches)."""
+        return int(self.desc[self.d + D_CPU_PARTIAL])
+
+    @cpu_partial.setter
+    def cpu_partial(self, value):
+        v = _tunable("cpu_partial", value)
+        if v and self.debug:
+            raise ValueError("cpu_partial must be 0 for a debug cache (no cpu partial lists)")
+        self._check_alive()
+        self.desc[self.d + D_CPU_PARTIAL] = v
+        self.flush_cpu(None)
+
+    @property
+    def lookahead(self):
+        """Look-ahead depth of the lookahead strategies (3 in the kernel; at least 2)."""
+        return int(self.desc[self.d + D_LOOKAHEAD])
+
+    @lookahead.setter
+    def lookahead(self, value):
+        v = _tunable("lookahead", value)
+        if v < 2:
+            # v4.4 stops at the depth-th foreign object *before* noting the first one as
+            # the resume point: with depth 1 the rest of the array would never be freed
+            raise ValueError("lookahead must be >= 2")
+        self.desc[self.d + D_LOOKAHEAD] = v
+
+    @property
+    def free_bulk_strategy(self):
+        """Default strategy of ``free_bulk`` (one of ``pyslub.FREE_BULK_STRATEGIES``)."""
+        return FREE_BULK_STRATEGIES[self.desc[self.d + D_FB_STRATEGY]]
+
+    @free_bulk_strategy.setter
+    def free_bulk_strategy(self, value):
+        if value not in STRATEGY_IDS:
+            raise ValueError(f"unknown free_bulk strategy {value!r}; "
+                             f"choose one of {FREE_BULK_STRATEGIES}")
+        self.desc[self.d + D_FB_STRATEGY] = STRATEGY_IDS[value]
+
+    @property
+    def dead(self):
+        """True once the cache was destroyed."""
+        return self.desc[self.d + D_STATE] != DS_LIVE
+
+    @property
+    def slub(self):
+        """The SLUB generation this cache runs: "4.4", "6.18" or "7.0"."""
+        return GEN_NAMES[self.gen]
+
+    @property
+    def info(self):
+        """Geometry and tunables, with the sysfs names."""
+        return {
+            "name": self.name, "object_size": self.object_size, "size": self.size,
+            "slab_size": self.size, "align": self.align, "offset": self.offset,
+            "inuse": self.inuse, "order": self.order, "objs_per_slab": self.objects,
+            "min_order": self.min_order, "min_objects": self.min_objects,
+            "min_partial": self.min_partial, "cpu_partial": self.cpu_partial,
+            "sheaf_capacity": self.sheaf_capacity, "flags": self.flags,
+            "nr_cpus": self.nr_cpus, "slub": self.slub, "checks": self.checks,
+            "free_bulk_strategy": self.free_bulk_strategy, "lookahead": self.lookahead,
+        }
+
+    # =========================================================================================
+    # State
+    # =========================================================================================
+
+    def stat_names(self):
+        """The counter names ``stats()`` reports for this cache's generation, in enum order."""
+        return GEN_STAT_NAMES[self.gen]
+
+    def stats(self, cpu=None):
+        """SLUB_STATS counters (sysfs names of this cache's generation) summed over cpus, or of
+        one cpu, plus pyslub's own cmpxchg / lock counts."""
+        if cpu is not None and not (isinstance(cpu, int) and 0 <= cpu < self.nr_cpus):
+            raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
+        totals = [0] * NR_STATS
+        k: i64
+        seat: i64
+        i: cython.int
+        base: i64
+        for k in (range(self.nr_cpus) if cpu is None else (cpu,)):
+            for seat in range(NR_SEATS + 1):
+                base = self.stats_base + (k * (NR_SEATS + 1) + seat) * NR_STATS
+                for i in range(NR_STATS):
+                    totals[i] += self.meta[base + i]
+        return {name: int(totals[STAT_INDEX[name]]) for name in GEN_STAT_NAMES[self.gen]}
+
+    def reset_stats(self, name=None):
+        """Clear every counter, or the one named (writing 0 to a sysfs stat file)."""
+        items = range(NR_STATS)
+        if name is not None:
+            if name not in GEN_STAT_NAMES[self.gen]:
+                raise ValueError(f"no counter {name!r} in SLUB {self.slub}")
+            items = (STAT_INDEX[name],)
+        for k in range(self.nr_cpus):
+            for seat in range(NR_SEATS + 1):
+                base = self.stats_base + (k * (NR_SEATS + 1) + seat) * NR_STATS
+                for i in items:
+                    self.meta[base + i] = 0
+
+    def cpu_state(self, cpu):
+        """kmem_cache_cpu of ``cpu``: freelist, tid, page (slab address) and partial slabs."""
+        if not (isinstance(cpu, int) and 0 <= cpu < self.nr_cpus):
+            raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
+        c: i64 = cpu_rec(self, cpu)
+        partial = []
+        page: i64 = self.meta[c + C_PARTIAL]
+        while page and len(partial) <= self.nr_slabs:
+            partial.append(page_addr(page))
+            page = self.pm[page * PM_STRIDE + PM_NEXT]
+        page = self.meta[c + C_PAGE]
+        return {"freelist": int(self.meta[c + C_FREELIST]),
+                "tid": int(self.meta[c + C_TID] & ~TID_BUSY),
+                "page": page_addr(page) if page else 0, "partial": partial}
+
+    @property
+    def nr_slabs(self):
+        return int(self.desc[self.d + N_NR_SLABS])
+
+    @property
+    def total_objects(self):
+        return int(self.desc[self.d + N_TOTAL_OBJECTS])
+
+    @property
+    def nr_partial(self):
+        return int(self.desc[self.d + N_NR_PARTIAL])
+
+    def node_partial(self):
+        """Slab addresses on the node partial list, head first."""
+        out = []
+        page: i64 = self.desc[self.d + N_PARTIAL_HEAD]
+        while page and len(out) <= self.nr_slabs:
+            out.append(page_addr(page))
+            page = self.pm[page * PM_STRIDE + PM_NEXT]
+        return out
+
+    def slab_state(self, slab):
+        """freelist, inuse, objects, frozen of the slab starting at address ``slab``."""
+        a = address_arg(slab)
+        page = a >> PAGE_SHIFT
+        if (a & (PAGE_SIZE - 1) or not (0 < page < self.seg.nr_pages)
+                or self.pm[page * PM_STRIDE + PM_SLAB_CACHE] != self.id
+                or not (self.pm[page * PM_STRIDE + PM_FLAGS] & PG_SLAB)):
+            raise SlabError(f"{a:#x} is not a slab of cache {self.name!r}")
+        counters = self.pm[page * PM_STRIDE + PM_COUNTERS]
+        return {"freelist": int(self.pm[page * PM_STRIDE + PM_FREELIST]),
+                "inuse": counters & INUSE_MASK,
+                "objects": (counters >> OBJECTS_SHIFT) & OBJECTS_MASK,
+                "frozen": bool(counters & FROZEN_BIT)}
+
+    def slab_of(self, addr):
+        """Address of the slab holding object ``addr`` (SlabError if it is not ours)."""
+        a = address_arg(addr)
+        page: i64 = object_page(self, a)
+        if page < 0:
+            raise SlabError(f"cache {self.name!r}: {a:#x} is {BAD_REASONS[page]}")
+        return page_addr(page)
+
+    def slabs(self):
+        """Every slab of this cache (addresses, ascending), found from the page records."""
+        out = []
+        page: i64
+        r: i64
+        for page in range(1, self.seg.nr_pages):
+            r = page * PM_STRIDE
+            if self.pm[r + PM_SLAB_CACHE] == self.id and self.pm[r + PM_FLAGS] & PG_SLAB:
+                out.append(page_addr(page))
+        return out
+
+    def occupancy(self):
+        """The sysfs occupancy files: objects, objects_partial, partial, cpu_slabs, slabs,
+        total_objects (v4.4 show_slab_objects semantics: a cpu's partial slabs count in
+        cpu_slabs only when it has a cpu slab, as SO_CPU walks c->partial under c->page)."""
+        partial_free = 0
+        partial_inuse = 0
+        for slab in self.node_partial():
+            st = self.slab_state(slab)
+            partial_free += st["objects"] - st["inuse"]
+            partial_inuse += st["inuse"]
+        cpu_slabs = 0
+        for cpu in range(self.nr_cpus):
+            st = self.cpu_state(cpu)
+            if st["page"]:
+                cpu_slabs += 1 + len(st["partial"])
+        return {"objects": self.total_objects - partial_free, "objects_partial": partial_inuse,
+                "partial": self.nr_partial, "cpu_slabs": cpu_slabs, "slabs": self.nr_slabs,
+                "total_objects": self.total_objects}
+
+    def live_objects(self):
+        """Objects allocated (not free anywhere): total minus every freelist's length."""
+        self._check_alive()
+        free: i64 = 0
+        page: i64
+        counters: i64
+        for slab in self.slabs():
+            counters = self.pm[(slab >> PAGE_SHIFT) * PM_STRIDE + PM_COUNTERS]
+            free += ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK) - (counters & INUSE_MASK)
+        c: i64
+        obj: i64
+        n: i64
+        for cpu in range(self.nr_cpus):
+            c = cpu_rec(self, cpu)
+            page = self.meta[c + C_PAGE]
+            obj = self.meta[c + C_FREELIST]
+            n = 0
+            while obj and n < self.objects:
+                n += 1
+                obj = get_freepointer_safe(self, obj, page)
+            free += n
+        self._after()
+        return self.total_objects - free
+
+    def validate(self):
+        """Walk every slab and return the problems found (empty when consistent)."""
+        from pyslub.validate import validate_cache
+        self._after()
+        return validate_cache(self)
+
+    def _views(self) -> dict:
+        """Read-only views of the core's words, for validate() and the tools."""
+        return {"pm": memoryview(self.pm).toreadonly(), "meta": memoryview(self.meta).toreadonly(),
+                "words": memoryview(self.words).toreadonly(),
+                "desc": memoryview(self.desc).toreadonly(),
+                "state": memoryview(self.state).toreadonly(),
+                "d": self.d, "cpu_base": self.cpu_base}
+
+    # =========================================================================================
+    # flush, shrink, destroy
+    # =========================================================================================
+
+    def flush_cpu(self, cpu=None):
+        """__flush_cpu_slab(): deactivate the cpu slab and unfreeze the cpu partial list of
+        ``cpu`` (all cpus when None), as flush_all() does: each cpu is claimed in turn."""
+        self._check_alive()
+        cpus = range(self.nr_cpus) if cpu is None else (cpu,)
+        for k in cpus:
+            if not (isinstance(k, int) and 0 <= k < self.nr_cpus):
+                raise ValueError(f"cpu {k!r} outside 0..{self.nr_cpus - 1}")
+        seat: i64 = current_cpu(self) >> 32
+        kk: i64
+        c: i64
+        st: i64
+        tid: i64
+        for kk in cpus:
+            c = cpu_rec(self, kk)
+            st = stats_rec(self, kk, seat)
+            tid = cpu_claim(self, c, st)          # the kernel runs this on each cpu (IPI)
+            self.flush_cpu_claimed(c, st)
+            cpu_release(self, c, tid)
+        self._after()
+
+    def flush_all(self):
+        self.flush_cpu(None)
+
+    def shrink(self):
+        """kmem_cache_shrink(): flush all cpus, free the empty slabs on the node partial list
+        and move the fullest slabs to its head; returns the number of slabs freed."""
+        self.flush_all()
+        cs: i64 = current_cpu(self)
+        freed: i64 = self.shrink_node(stats_rec(self, cs & 0xFFFFFFFF, cs >> 32))
+        self._after()
+        return freed
+
+    def destroy(self):
+        """kmem_cache_destroy(): refuses with SlabError while objects are alive."""
+        self._check_alive()
+        self.flush_all()
+        live = self.live_objects()
+        if live:
+            raise SlabError(f"cache {self.name!r} has {live} live objects remaining"
+                            " (Objects remaining on __kmem_cache_shutdown())")
+        self.desc[self.d + D_STATE] = DS_DEAD
+        cs: i64 = current_cpu(self)
+        self.shrink_node(stats_rec(self, cs & 0xFFFFFFFF, cs >> 32))
+        page: i64
+        for page in range(1, self.seg.nr_pages):     # nothing else can be left, but be sure
+            if (self.pm[page * PM_STRIDE + PM_SLAB_CACHE] == self.id
+                    and self.pm[page * PM_STRIDE + PM_FLAGS] & PG_SLAB):
+                self.discard_slab(page)
+        self._after()
+
+    def __repr__(self):
+        return (f"<Cache {self.name!r} object_size={self.object_size} size={self.size} "
+                f"order={self.order} objs_per_slab={self.objects} slub={self.slub}>")
+
+
+def _tunable(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+# =============================================================================================
+# kfree_bulk over the caches of one Memory
+# =============================================================================================
+
+def kfree_bulk(seg: Segment, caches: list, any_cache: KmemCache, p, size=None):
+    """kfree_bulk(): free kmalloc'ed objects of any cache (and large allocations) listed in
+    ``p[:size]``; every entry checked first (``any_cache`` gives the calling thread's cpu)."""
+    n: i64 = array_size(p, size, True)
+    if n == 0:
+        return
+    cs: i64 = current_cpu(any_cache)
+    bad: i64
+    if cython.compiled:
+        stackbuf = cython.declare(i64[256])
+        buf: cython.p_longlong = stackbuf
+        if n > STACK_WORDS:
+            buf = cython.cast(cython.p_longlong, malloc(n * 8))
+            if buf == cython.NULL:
+                raise MemoryError("cannot allocate a scratch array")
+        try:
+            memcpy(buf, cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), n * 8)
+            bad = kfree_check(seg, caches, n, buf)
+            if bad == 0:
+                kfree_bulk_lists(seg, caches, cs & 0xFFFFFFFF, cs >> 32, n, buf)
+                memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
+        finally:
+            if buf != cython.address(stackbuf[0]):
+                c_free(buf)
+    else:
+        scratch = p[:n].astype(np.int64)
+        words = memoryview(scratch)
+        bad = kfree_check(seg, caches, n, words)
+        if bad == 0:
+            kfree_bulk_lists(seg, caches, cs & 0xFFFFFFFF, cs >> 32, n, words)
+            p[:n] = scratch.view(np.uint64)
+    if bad:
+        i, reason = _decode(bad)
+        addr = int(p[i])
+        what = BAD_REASONS[reason]
+        if reason == BAD_FREEING and any(int(p[j]) == addr for j in range(i)):
+            what = "a duplicate of an earlier entry"
+        raise SlabError(f"kfree_bulk: p[{i}] = {addr:#x} is {what}; nothing was freed")
+    for s in caches:
+        if s is not None:
+            s._after()
