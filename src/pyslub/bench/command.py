@@ -34,7 +34,6 @@ SEED_FRAGMENT = (8, 12)            # the seed-faithful cache state (docs/benchma
 WIDTH = 80                         # every line of the default output fits
 DRIVER_CHOICES = ("native", "python", "both")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-TLS_ENV = "glibc.rtld.optional_static_tls=16384"   # room for jemalloc's initial-exec TLS
 REEXEC_MARK = "PYSLUB_BENCH_REEXEC"
 
 EXAMPLES = """\
@@ -371,9 +370,9 @@ def _maybe_reexec_for_jemalloc(args: argparse.Namespace) -> None:
     except OSError as err:
         if "static TLS" not in str(err):
             return
-    env = dict(os.environ, **{REEXEC_MARK: "1"})
-    tunables = env.get("GLIBC_TUNABLES", "")
-    env["GLIBC_TUNABLES"] = f"{tunables}:{TLS_ENV}" if tunables else TLS_ENV
+    from pyslub.bench.peers import tls_env
+
+    env = tls_env(dict(os.environ, **{REEXEC_MARK: "1"}))
     sys.stdout.flush()
     os.execve(sys.executable, [sys.executable, "-m", "pyslub", *args.argv], env)
 

@@ -64,7 +64,8 @@ def _child(config_json: str) -> None:
 
 
 def callgrind_counts(child: Sequence[str], *, collect: Sequence[str],
-                     dump_after: Sequence[str]) -> tuple[list[dict[str, Any]], list[int]]:
+                     dump_after: Sequence[str], env: dict[str, str] | None = None,
+                     ) -> tuple[list[dict[str, Any]], list[int]]:
     """Run ``child`` (argv) under callgrind, collecting only inside functions matching
     ``collect`` and dumping after each call of a ``dump_after`` function.
 
@@ -78,7 +79,7 @@ def callgrind_counts(child: Sequence[str], *, collect: Sequence[str],
         cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
                *(f"--toggle-collect={c}" for c in collect),
                *(f"--dump-after={s}" for s in dump_after), *child]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"callgrind run failed:\n{proc.stderr[-2000:]}")
         rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -63,6 +63,18 @@ OBJECT_SIZE = 256
 MAX_BULK = 4096                      # the harness's objs[] size
 HARNESS_SOURCE = "peers_harness.c"
 CFLAGS = ("-O2", "-shared", "-fPIC")
+# jemalloc's library uses initial-exec TLS; a running Python has no static TLS left for it
+# unless the process started with this glibc tunable (pyslub bench re-execs itself with it)
+TLS_TUNABLE = "glibc.rtld.optional_static_tls=16384"
+
+
+def tls_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: os.environ) with ``TLS_TUNABLE`` added to GLIBC_TUNABLES."""
+    env = dict(os.environ if env is None else env)
+    cur = env.get("GLIBC_TUNABLES", "")
+    if TLS_TUNABLE not in cur:
+        env["GLIBC_TUNABLES"] = f"{cur}:{TLS_TUNABLE}" if cur else TLS_TUNABLE
+    return env
 
 
 @dataclass(frozen=True)
@@ -128,8 +140,9 @@ def build_harness(cc: str | None = None, directory: str | None = None) -> tuple[
         return None, ("no C compiler found (set CC, or install one: apt-get install gcc); "
                       "the C allocators and C limits need it")
     src = resources.files("pyslub.bench").joinpath(HARNESS_SOURCE).read_bytes()
+    has_cg = os.path.exists("/usr/include/valgrind/callgrind.h")
     key = hashlib.sha256(src + (compiler_version(cc) or cc).encode() + " ".join(CFLAGS)
-                         .encode()).hexdigest()[:16]
+                         .encode() + bytes([has_cg])).hexdigest()[:16]
     directory = directory or cache_dir()
     path = os.path.join(directory, f"peers_harness-{key}.so")
     if os.path.exists(path):
@@ -167,6 +180,9 @@ class Harness:
             fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_long, u64p]
         for fn in (lib.peers_bench_malloc, lib.peers_bench_stack, lib.peers_bench_freelist):
             fn.restype = ctypes.c_int
+        lib.peers_callgrind.argtypes = [ctypes.c_int]
+        lib.peers_callgrind.restype = ctypes.c_int
+        self.has_callgrind = bool(lib.peers_callgrind(0))
         self.lib = lib
         self.slots: dict[str, int] = {}
 
@@ -235,8 +251,12 @@ def find_allocators(harness: Harness) -> tuple[list[dict[str, Any]], list[str]]:
     for alloc in C_ALLOCATORS:
         soname, why = harness.open(alloc)
         if soname is None:
-            skipped.append(f"{alloc.name}: skipped, {alloc.sonames[0]} not loadable ({why}); "
-                           f"{alloc.install}")
+            if "static TLS" in why:
+                skipped.append(f"{alloc.name}: skipped, {alloc.sonames[0]} needs static TLS "
+                               f"this process lacks: run with GLIBC_TUNABLES={TLS_TUNABLE}")
+            else:
+                skipped.append(f"{alloc.name}: skipped, {alloc.sonames[0]} not found; "
+                               f"{alloc.install}")
             continue
         found.append({"name": alloc.name, "soname": soname, "path": _loaded_path(soname),
                       "version": _version(alloc, soname)})
@@ -427,14 +447,13 @@ def count_peer_instructions(harness_path: str, *, bulk_sizes: Sequence[int] = BU
     """Instructions per object of the C-level peers and pyslub's native loop (callgrind)."""
     from pyslub.bench.instructions import _bench_symbols, callgrind_counts
 
-    symbols = ["peers_bench_malloc", "peers_bench_stack", "peers_bench_freelist",
-               *_bench_symbols()]
+    if not Harness(harness_path).has_callgrind:
+        raise RuntimeError("the C harness was built without valgrind/callgrind.h")
     child = [sys.executable, "-m", "pyslub.bench.peers", "--child",
              json.dumps({"harness": harness_path, "bulk_sizes": list(bulk_sizes),
                          "loops": loops})]
-    rows, irs = callgrind_counts(child, collect=["peers_bench_*",
-                                                 "__pyx_pw_6pyslub_5bench_7_native_*bench_*"],
-                                 dump_after=symbols)
+    rows, irs = callgrind_counts(child, collect=["__pyx_pw_6pyslub_5bench_7_native_*bench_*"],
+                                 dump_after=_bench_symbols(), env=tls_env())
     out: dict[str, dict[int, float]] = {}
     for row, ir in zip(rows, irs, strict=True):
         if row["invoked_cnt"]:
@@ -449,6 +468,7 @@ def _child(config_json: str) -> None:
     cfg = json.loads(config_json)
     harness = Harness(cfg["harness"])
     found, _ = find_allocators(harness)
+    harness.lib.peers_callgrind(1)
     names = [a["name"] for a in found] + ["stack", "freelist"]
     loops, bulks = cfg["loops"], cfg["bulk_sizes"]
     bc = suite.BenchConfig(strategies=("lookahead",), loops=loops, bulk_sizes=tuple(bulks),
@@ -473,23 +493,22 @@ def peers_lines(res: PeersResult, *, bulk_sizes: Sequence[int] | None = None) ->
     """The peers tables (ns with spread, ratios, instructions), each <= 100 columns."""
     peers = res.peers
     bulks = list(bulk_sizes or res.bulk_sizes)
-    lines = [f"ns per object (alloc + free, {OBJECT_SIZE} B), median of {res.rounds} rounds "
-             "± half the interquartile range, in %:"]
+    lines = [f"ns per object (alloc + free, {OBJECT_SIZE} B), median of {res.rounds} rounds;"
+             " ±: half the quartile range, % of it:"]
     spreads = {p.name: res.spread(p.name) for p in peers}
     rows = []
     for b in bulks:
         cells = [str(b)]
         for p in peers:
             s = spreads[p.name].get(b)
-            cells.append("-" if s is None else
-                         f"{fmt_ns(s.median)} ±{50 * s.rel:.0f}%")
+            cells.append("-" if s is None else f"{fmt_ns(s.median)}±{50 * s.rel:.0f}")
         rows.append(cells)
     lines += text_table(["bulk", *(p.name for p in peers)], rows)
     others = [p for p in peers if p.name not in REFERENCE.values()]
     if others:
         lines.append("")
-        lines.append("ratio peer / pyslub, per row (C-level vs native, Python pools vs python;"
-                     " > 1: pyslub faster):")
+        lines.append("time / pyslub's time, per row (C-level vs native, Python pools vs "
+                     "python; > 1: pyslub faster):")
         rows = []
         for b in bulks:
             cells = [str(b)]
