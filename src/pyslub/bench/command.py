@@ -196,6 +196,8 @@ class Plan:
     blocks: list[Block]
     peers: bool
     table: bool                      # print the table of every strategy
+    before: str = "bulk-v2"
+    after: str = "lookahead-fwd"
 
 
 def _state_title(key: str, cfg: Any, geometry: Any) -> str:
@@ -221,7 +223,12 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         if s not in strategies:
             strategies.append(s)
     table = len(strategies) > 2
+    import pyslub
+
     rounds = args.rounds or max((DEFAULT_ROUNDS[t] for t in tests or ["peers"]), default=5)
+    if not pyslub.COMPILED and args.rounds is None:
+        rounds = 1                                        # uncompiled: slow, one round
+
     if args.bulk_sizes and max(args.bulk_sizes) > 250 and "test01" in tests:
         parser.error("--bulk-sizes: test01's objs[] holds at most 250 objects")
     fragment = args.fragment
@@ -278,7 +285,8 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
                          "objects per measurement")
     if args.peers and args.test != "test01":
         parser.error("--peers goes with test01 (or run: pyslub bench peers)")
-    return Plan(tests, drivers, strategies, rounds, states, blocks, peers, table)
+    return Plan(tests, drivers, strategies, rounds, states, blocks, peers, table, args.before,
+                args.after)
 
 
 def _check_output(path: str | None, option: str, parser: argparse.ArgumentParser,
