@@ -258,7 +258,7 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
                 kinds = ("bulk_quick_reuse",)
                 if k == 0:
                     kinds += ("for_loop", "fastpath_reuse")
-                if table:
+                if table or args.verbose:             # the module's full sequence
                     kinds += ("bulk_fallback",)
             tcfg = dataclasses.replace(cfg, kinds=kinds)
             for driver in drivers:
