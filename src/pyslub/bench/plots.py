@@ -78,7 +78,7 @@ def test01_plot(path: str | os.PathLike[str], blocks: Sequence[Any], *, before: 
               if s not in (before, after) and s in measured]
     chunks = [others[i:i + MAX_CURVES - 2] for i in range(0, len(others), MAX_CURVES - 2)]
     cols = 1 + len(chunks)
-    fig, axes = _figure(len(blocks), cols)
+    fig, axes = _figure(len(blocks), cols, width=9.5 if cols == 1 else 7.0)
     for row, b in enumerate(blocks):
         data = _strategy_columns(b.measurements, ["bulk_fallback", *strategies])
         bulks = sorted({k for c in data.values() for k in c} | {p.bulk for p in SEED_BEFORE})
@@ -169,10 +169,11 @@ def bench_plots(path: str, plan: Any, peers_result: Any, *,
     if blocks:
         g = blocks[0].config.geometry("test01")
         b0 = blocks[0]
-        title = (f"slab_bulk_test01 on pyslub ({kind}, {cpu_model()}): {g.object_size} B "
-                 f"objects -> {g.size} B slots, {g.objects} objs/slab, order {g.order}\n"
-                 f"{b0.config.loops_for('test01', b0.driver):,} objects per measurement, "
-                 f"median of {plan.rounds} rounds (quartiles shaded); seed: i7-4790K, 2015")
+        title = (f"slab_bulk_test01 on pyslub ({kind} core, {cpu_model()})\n"
+                 f"{g.object_size} B objects -> {g.size} B slots, {g.objects} objs/slab, "
+                 f"order {g.order}; {b0.config.loops_for('test01', b0.driver):,} objects per "
+                 f"measurement\nmedian of {plan.rounds} rounds, quartiles shaded; seed: "
+                 "i7-4790K, 2015")
         test01_plot(path, blocks, before=plan.before, after=plan.after,
                     strategies=plan.strategies, rounds=plan.rounds, title=title)
         written.append(path)
