@@ -257,7 +257,7 @@ def test_cli_writes_json_and_png(tmp_path, capsys) -> None:
 def test_cli_all_tests_prints_kernel_lines(capsys) -> None:
     rc = main(["bench", "all", "--loops", str(LOOPS), "--driver", "native", "--strategies",
                "lookahead", "--before", "lookahead", "--after", "lookahead",
-               "--bulk-sizes", "8,64", "--nmatch", "2"])
+               "--bulk-sizes", "8,64", "--nmatch", "2", "--verbose"])
     assert rc == 0
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("time_bench:")]
@@ -297,7 +297,7 @@ def test_uncompiled_cli_runs(tmp_path) -> None:
             "sys.exit(main(sys.argv[1:]))")
     env = dict(os.environ, PYSLUB_PURE="1")
     proc = subprocess.run(
-        [sys.executable, "-c", code, "bench", "all", "--loops", "1000", "--driver", "both",
+        [sys.executable, "-c", code, "bench", "all", "--loops", "1100", "--driver", "both",
          "--strategies", "bulk-v2,lookahead-fwd", "--bulk-sizes", "1,48", "--bulksz", "16",
          "--nmatch", "1", "--prefill", "512", "--json", str(js), "--quiet"],
         env=env, capture_output=True, text=True, timeout=900)

@@ -30,6 +30,9 @@ cdef enum:
     H_META_LOCK = 18
     H_NR_SEATS = 19
     H_FAIL_AFTER = 20
+    H_CPU_BUMP = 21
+    H_CPU_BUMP_END = 22
+    H_STATS_POOL = 23
     H_FREE_AREA = 24
     H_NR_FREE_PAGES = 46
     H_META_FREE_AREA = 48
@@ -38,6 +41,8 @@ cdef enum:
     H_CPU_USERS = 256
     MAX_CPUS = 1024
     H_CPU_USERS_END = 1280
+    GUARD_BYTES = 4202496
+    CPU_CHUNK_BYTES = 65536
     MEM_CHECKS = 1
     NR_SEATS = 16
     SHARED_SEAT = 16

@@ -20,6 +20,14 @@ Segment (one mmap; every region starts on a page boundary)::
     |        |              |           |         |              | sheaves| NULL             |
     +--------+--------------+-----------+---------+--------------+--------+------------------+
 
+After the arena the mapping has GUARD_BYTES of never-used address space (no memory behind it
+until touched): a word loaded at ``object + offset`` from a corrupted list can land there, never
+outside the mapping.
+
+Cache ids, descriptors and cpu records are never reused within a Memory (an operation racing
+the destroy of its cache touches only the dead cache's own records); counter blocks are reused,
+as counter blocks only.
+
 Page record (one per 4 KiB page, "struct page", SLUB view)::
 
     [freelist][counters][slab_cache][flags][head][next][prev][pages]
@@ -61,6 +69,9 @@ H_ZONE_LOCK = 17       # mutex: the arena's buddy allocator
 H_META_LOCK = 18       # mutex: the metadata region's buddy allocator
 H_NR_SEATS = 19
 H_FAIL_AFTER = 20      # fault injection: page allocations left before failing (<0: off)
+H_CPU_BUMP = 21        # [registry lock] next free word of the cpu-record chunk (meta offset)
+H_CPU_BUMP_END = 22    # [registry lock] end of that chunk
+H_STATS_POOL = 23      # [registry lock] counter blocks of destroyed caches (a stack, meta offsets)
 H_FREE_AREA = 24       # arena buddy lists: per order (head page, nr_free) -> 2 * MAX_ORDER
 H_NR_FREE_PAGES = 46
 H_META_FREE_AREA = 48  # metadata buddy lists, same shape
@@ -69,6 +80,8 @@ H_SEATS = 128          # NR_SEATS words: owner token of each stats seat (0 = fre
 H_CPU_USERS = 256      # nr_cpus (<= MAX_CPUS) words: threads bound to each cpu (default policy)
 MAX_CPUS = 1024
 H_CPU_USERS_END = H_CPU_USERS + MAX_CPUS
+GUARD_BYTES = (4 << 20) + 2 * PAGE_SIZE   # > the largest object offset (KMALLOC_MAX_SIZE)
+CPU_CHUNK_BYTES = 64 << 10                # cpu records are carved from chunks this big
 
 # Memory flags (H_FLAGS)
 MEM_CHECKS = 1         # safe by default: object state checked on every alloc and free

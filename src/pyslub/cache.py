@@ -57,7 +57,7 @@ from pyslub._layout import (  # noqa: E402
 )
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL  # noqa: E402
-from pyslub.slab import BAD_REASONS  # noqa: E402
+from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 
 # Bulk operations of at least this many objects release the GIL: measured with
 # benchmarks/nogil_threshold.py (a `with nogil` block costs ~40 ns, ~3 us while another thread
@@ -504,6 +504,30 @@ class Cache(KmemCache):
                 "objects": (counters >> OBJECTS_SHIFT) & OBJECTS_MASK,
                 "frozen": bool(counters & FROZEN_BIT)}
 
+    def free_objects(self, slab):
+        """The free objects of the slab at address ``slab``, in list order: its own freelist,
+        then the freelist of any cpu whose cpu slab it is (bounded walks, corrupt links end
+        them)."""
+        st = self.slab_state(slab)
+        page: i64 = slab >> PAGE_SHIFT
+        out = []
+        heads = [st["freelist"]]
+        for cpu in range(self.nr_cpus):
+            c: i64 = cpu_rec(self, cpu)
+            if self.meta[c + C_PAGE] == page:
+                heads.append(int(self.meta[c + C_FREELIST]))
+        obj: i64
+        for obj in heads:
+            n: i64 = 0
+            while obj and n < st["objects"]:
+                out.append(int(obj))
+                n += 1
+                nxt: i64 = self.words[(obj + self.offset) >> 3]
+                if object_page(self, nxt) != page:
+                    break
+                obj = nxt
+        return out
+
     def slab_of(self, addr):
         """Address of the slab holding object ``addr`` (SlabError if it is not ours)."""
         a = address_arg(addr)
@@ -634,6 +658,7 @@ class Cache(KmemCache):
                     and self.pm[page * PM_STRIDE + PM_FLAGS] & PG_SLAB):
                 self.discard_slab(page)
         self._after()
+        release_descriptor(self.seg, self.id)
 
     def __repr__(self):
         return (f"<Cache {self.name!r} object_size={self.object_size} size={self.size} "

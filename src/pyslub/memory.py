@@ -179,7 +179,7 @@ class Memory:
 
     def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS, *,
                  checks: bool = True, slub: str = "4.4", cpu_policy: str = "thread",
-                 max_caches: int = 1024) -> None:
+                 max_caches: int = 65536) -> None:
         for what, value in (("size", size), ("nr_cpus", nr_cpus), ("max_caches", max_caches)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{what} must be an int, got {type(value).__name__}")
@@ -187,8 +187,8 @@ class Memory:
             raise ValueError(f"slub {slub!r}: choose one of {tuple(SLUB_GENERATIONS)}")
         if cpu_policy not in CPU_POLICIES:
             raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
-        if not 2 <= max_caches <= 65536:
-            raise ValueError(f"max_caches {max_caches} outside 2..65536")
+        if not 2 <= max_caches <= 1 << 20:
+            raise ValueError(f"max_caches {max_caches} outside 2..{1 << 20}")
         self._seg = Segment.private(size, nr_cpus, max_caches)
         if checks:
             self._seg.set_flags(MEM_CHECKS)

@@ -62,7 +62,7 @@ def segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes):
     plan["meta"] = off
     off += meta_bytes
     plan["arena"] = off
-    plan["total"] = off + arena_bytes
+    plan["total"] = off + arena_bytes + GUARD_BYTES
     return plan
 
 

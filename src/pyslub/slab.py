@@ -336,11 +336,15 @@ def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc
         ncpu = seg.nr_cpus
         cpu_bytes = ncpu * CPU_STRIDE * 8
         stats_bytes = ncpu * (NR_SEATS + 1) * NR_STATS * 8
-        cpu_off = seg.meta_alloc(cpu_bytes)
-        stats_off = seg.meta_alloc(stats_bytes) if cpu_off else 0
-        if not stats_off:
-            if cpu_off:
-                seg.meta_free(cpu_off, cpu_bytes)
+        cpu_off = cpu_records_alloc(seg, cpu_bytes)
+        stats_off = seg.hdr[H_STATS_POOL]
+        if stats_off:                               # a destroyed cache's counters: reuse
+            seg.hdr[H_STATS_POOL] = seg.meta[stats_off]
+            for i in range(stats_bytes >> 3):
+                seg.meta[stats_off + i] = 0
+        elif cpu_off:
+            stats_off = seg.meta_alloc(stats_bytes)
+        if not cpu_off or not stats_off:
             raise MemoryError(f"the metadata region is full: no room for cache {name!r}")
         for cpu in range(ncpu):
             seg.meta[cpu_off + cpu * CPU_STRIDE + C_TID] = cpu   # init_kmem_cache_cpus
@@ -364,6 +368,37 @@ def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc
         seg.desc[d + D_STATE] = DS_LIVE             # last: the cache exists from here on
         seg.hdr[H_NR_CACHES] = cid + 1
         return cid
+    finally:
+        unlock_registry(seg)
+
+
+def cpu_records_alloc(seg: Segment, nbytes):
+    """Zeroed room for a cache's cpu records (registry lock held): carved from chunks of
+    CPU_CHUNK_BYTES, never given back (see _layout: cpu records are not reused)."""
+    nwords = (nbytes + 127) // 128 * 16           # whole 128-byte lines
+    if seg.hdr[H_CPU_BUMP] + nwords > seg.hdr[H_CPU_BUMP_END]:
+        chunk = max(CPU_CHUNK_BYTES, nwords * 8)
+        w = seg.meta_alloc(chunk)
+        if not w:
+            return 0
+        seg.hdr[H_CPU_BUMP] = w
+        seg.hdr[H_CPU_BUMP_END] = w + chunk // 8
+    w = seg.hdr[H_CPU_BUMP]
+    seg.hdr[H_CPU_BUMP] = w + nwords
+    return w
+
+
+def release_descriptor(seg: Segment, cid):
+    """After destroy: the cache's counters go back to the pool (its id, descriptor and cpu
+    records stay retired)."""
+    lock_registry(seg)
+    try:
+        d = cid * DESC_STRIDE
+        st = seg.desc[d + D_STATS_OFF]
+        if st:
+            seg.meta[st] = seg.hdr[H_STATS_POOL]
+            seg.hdr[H_STATS_POOL] = st
+            seg.desc[d + D_STATS_OFF] = 0
     finally:
         unlock_registry(seg)
 

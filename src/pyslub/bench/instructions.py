@@ -27,7 +27,7 @@ from typing import Any
 
 from pyslub._layout import FREE_BULK_STRATEGIES
 
-__all__ = ["count_instructions", "main"]
+__all__ = ["callgrind_counts", "count_instructions", "main"]
 
 # every timed loop of the native driver is one of these Python-callable wrappers
 BENCH_SYMBOL = re.compile(r"__pyx_pw_6pyslub_5bench_7_native_\d+bench_\w+")
@@ -63,26 +63,23 @@ def _child(config_json: str) -> None:
                           "stats_per_object": m.stats_per_object}), flush=True)
 
 
-def count_instructions(test: str = "test01", **config: Any) -> list[dict[str, Any]]:
-    """Measurements of ``test`` (``suite.BenchConfig`` keywords) with ``Ir`` and
-    ``ir_per_object`` added.  Needs valgrind and the compiled module."""
-    import pyslub
+def callgrind_counts(child: Sequence[str], *, collect: Sequence[str],
+                     dump_after: Sequence[str], env: dict[str, str] | None = None,
+                     ) -> tuple[list[dict[str, Any]], list[int]]:
+    """Run ``child`` (argv) under callgrind, collecting only inside functions matching
+    ``collect`` and dumping after each call of a ``dump_after`` function.
 
-    if not pyslub.COMPILED:
-        raise RuntimeError("instruction counts need the compiled core (not PYSLUB_PURE)")
+    The child prints one JSON line per timed call; returns those rows and the instruction
+    count (``Ir``) of each dump, in call order (one per row)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise RuntimeError("valgrind not found")
-    config.setdefault("loops", 20_000)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg")
-        symbols = _bench_symbols()
         cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-               "--toggle-collect=__pyx_pw_6pyslub_5bench_7_native_*bench_*",
-               *(f"--dump-after={s}" for s in symbols),
-               sys.executable, "-m", "pyslub.bench.instructions", "--child",
-               json.dumps({"test": test, **config})]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+               *(f"--toggle-collect={c}" for c in collect),
+               *(f"--dump-after={s}" for s in dump_after), *child]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"callgrind run failed:\n{proc.stderr[-2000:]}")
         rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -90,11 +87,30 @@ def count_instructions(test: str = "test01", **config: Any) -> list[dict[str, An
                        key=lambda f: int(f.rsplit(".", 1)[1]))
         if len(dumps) != len(rows):
             raise RuntimeError(f"{len(dumps)} callgrind dumps for {len(rows)} measurements")
-        for row, name in zip(rows, dumps, strict=True):
+        irs = []
+        for name in dumps:
             with open(os.path.join(tmp, name), encoding="utf-8") as f:
-                ir = next(int(line.split()[1]) for line in f if line.startswith("summary:"))
-            row["Ir"] = ir
-            row["ir_per_object"] = ir / row["invoked_cnt"] if row["invoked_cnt"] else None
+                irs.append(next(int(line.split()[1]) for line in f
+                                if line.startswith("summary:")))
+    return rows, irs
+
+
+def count_instructions(test: str = "test01", **config: Any) -> list[dict[str, Any]]:
+    """Measurements of ``test`` (``suite.BenchConfig`` keywords) with ``Ir`` and
+    ``ir_per_object`` added.  Needs valgrind and the compiled module."""
+    import pyslub
+
+    if not pyslub.COMPILED:
+        raise RuntimeError("instruction counts need the compiled core (not PYSLUB_PURE)")
+    config.setdefault("loops", 20_000)
+    child = [sys.executable, "-m", "pyslub.bench.instructions", "--child",
+             json.dumps({"test": test, **config})]
+    rows, irs = callgrind_counts(
+        child, collect=["__pyx_pw_6pyslub_5bench_7_native_*bench_*"],
+        dump_after=_bench_symbols())
+    for row, ir in zip(rows, irs, strict=True):
+        row["Ir"] = ir
+        row["ir_per_object"] = ir / row["invoked_cnt"] if row["invoked_cnt"] else None
     return rows
 
 

@@ -285,16 +285,31 @@ def write_json(
     records: Results | Sequence[RecordLike],
     *,
     meta: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``{"format", "meta", "results"}``; results keep the strategy mapping if given."""
+    """Write ``{"format", "meta", "results", **extra}``; results keep the strategy mapping if
+    given.  NaN and infinities become null (strict JSON)."""
     if isinstance(records, Mapping):
         results: Any = {k: [record_to_dict(r) for r in v] for k, v in records.items()}
     else:
         results = [record_to_dict(r) for r in records]
-    payload = {"format": JSON_FORMAT, "meta": dict(meta or {}), "results": results}
+    payload = {"format": JSON_FORMAT, "meta": dict(meta or {}), "results": results,
+               **{k: v for k, v in (extra or {}).items() if k not in ("format", "meta",
+                                                                       "results")}}
+    payload = _finite(payload)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=1, allow_nan=False)
         f.write("\n")
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Mapping):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -38,17 +38,22 @@ __all__ = [
     "KERNEL_LOOPS",
     "STATS_COLUMNS",
     "TESTS",
+    "TIME_BENCH_MIN_COUNT",
     "BenchConfig",
     "Measurement",
     "Runner",
     "Spec",
+    "counted",
     "default_loops",
     "median_stats",
+    "min_loops",
     "plan",
     "select",
 ]
 
 TESTS = ("test01", "test02", "test03")
+KINDS = ("for_loop", "fastpath_reuse", "bulk_fallback", "bulk_quick_reuse", "test03")
+TIME_BENCH_MIN_COUNT = 1000      # time_bench_calc_stats: "need more(>1000) loops"
 
 # loops the kernel modules default to, and pyslub's defaults per (test, driver): small enough
 # that `pyslub bench` finishes in seconds; --loops raises them (10,000,000 = kernel fidelity)
@@ -91,6 +96,7 @@ class BenchConfig:
     nmatch: Sequence[int] | None = None             # test03 N-page-match list
     repeat: int = 1
     arena_size: int | None = None                   # None: sized to the run (>= 64 MiB)
+    kinds: Sequence[str] | None = None              # measurement kinds to plan (None: all)
 
     def __post_init__(self) -> None:
         bad = [s for s in self.strategies if s not in FREE_BULK_STRATEGIES]
@@ -105,6 +111,8 @@ class BenchConfig:
             raise ValueError("bulk sizes must be >= 1")
         if self.repeat < 1 or self.nr_cpus < 1 or self.prefill < 2 or self.fragment < 0:
             raise ValueError("repeat and nr_cpus must be >= 1, prefill >= 2, fragment >= 0")
+        if self.kinds is not None and (not self.kinds or set(self.kinds) - set(KINDS)):
+            raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
 
     def loops_for(self, test: str, driver: str) -> int:
         return self.loops if self.loops is not None else default_loops(test, driver)
@@ -189,6 +197,8 @@ class Measurement:
                  stats_per_object={k: v for k, v in self.stats_per_object.items() if v})
         if self.ok:
             d["ns_per_elem"] = self.record.time_interval / self.record.invoked_cnt
+        if self.record is not None:
+            d["line"] = self.record.format_line()       # the kernel's time_bench: line
         return d
 
 
@@ -242,7 +252,28 @@ def plan(test: str, config: BenchConfig, driver: str) -> list[Spec]:
                         specs.append(Spec(test, "test03", f"{name}-fallback", loops // bulk,
                                           bulk, "slab_bulk_test03", None, n,
                                           header=head[-1:] if n else (), **kw))
+    if config.kinds is not None:
+        specs = [s for s in specs if s.kind in config.kinds]
     return specs
+
+
+def counted(spec: Spec) -> int:
+    """Objects a measurement counts (its ``invoked_cnt``) when it runs to the end."""
+    if spec.kind in ("for_loop", "fastpath_reuse"):
+        return spec.loops
+    return spec.loops * spec.step
+
+
+def min_loops(test: str, config: BenchConfig, driver: str) -> int:
+    """The smallest ``loops`` for which every measurement of the plan counts at least
+    ``TIME_BENCH_MIN_COUNT`` objects (time_bench refuses fewer)."""
+    need = TIME_BENCH_MIN_COUNT
+    while True:
+        cfg = BenchConfig(**{**config.__dict__, "loops": need, "repeat": 1})
+        short = [s for s in plan(test, cfg, driver) if counted(s) < TIME_BENCH_MIN_COUNT]
+        if not short:
+            return need
+        need += 1
 
 
 # =============================================================================================

@@ -1,0 +1,7 @@
+"""``python -m pyslub``: the ``pyslub`` command."""
+
+import sys
+
+from pyslub.cli import main
+
+sys.exit(main())
