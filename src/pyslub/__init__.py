@@ -47,7 +47,7 @@ from pyslub._layout import (  # noqa: E402
 from pyslub.cache import Cache  # noqa: E402
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.memory import CPU_POLICIES, KMALLOC_SIZES, SLUB_GENERATIONS, ZERO_SIZE_PTR, Memory  # noqa: E402
-from pyslub.record import record_frees  # noqa: E402
+from pyslub.record import probe, record_frees  # noqa: E402
 
 COMPILED: bool = not _slab.__file__.endswith(".py")
 """True when the compiled core runs, False for the plain-Python modules."""
@@ -58,5 +58,5 @@ __all__ = [
     "COMPILED", "CPU_POLICIES", "Cache", "EXTRA_STAT_NAMES", "FREE_BULK_STRATEGIES",
     "KMALLOC_SIZES", "Memory", "SLAB_CONSISTENCY_CHECKS", "SLAB_HWCACHE_ALIGN", "SLAB_POISON",
     "SLAB_RED_ZONE", "SLAB_STORE_USER", "SLUB_GENERATIONS", "STAT_NAMES", "STAT_NAMES_618",
-    "STAT_NAMES_70", "SlabError", "ZERO_SIZE_PTR", "record_frees",
+    "STAT_NAMES_70", "SlabError", "ZERO_SIZE_PTR", "probe", "record_frees",
 ]

@@ -299,6 +299,15 @@ CMPXCHG_DOUBLE = 0x40000000      # kernel __CMPXCHG_DOUBLE: slab pair swapped by
 # core allocation results below zero (the public layer turns them into exceptions)
 ERR_CORRUPT = -1      # a freelist led to an object that is not free: see the cache's reports
 
+# the branch a __slab_free call took (probe records: pyslub.probe)
+PROBE_FROZEN = 1       # into a frozen slab: no list work (FREE_FROZEN)
+PROBE_CPU_PARTIAL = 2  # first free into a full slab: frozen onto the cpu partial list
+PROBE_NODE_PARTIAL = 3  # full slab put on the node partial list (FREE_ADD_PARTIAL)
+PROBE_PARTIAL = 4      # stays where it is (a partial slab stays partial)
+PROBE_DISCARD = 5      # became empty with nr_partial >= min_partial: freed (FREE_SLAB)
+PROBE_REFUSED = 6      # debug checks refused the list: leaked on purpose
+PROBE_ISOLATED = 7     # 7.0: the slab is off every list (a refill holds it)
+
 # report codes of EV_REPORT ring records (slab.REPORT_TEXT renders them)
 REP_FP_CORRUPT = 1    # a free pointer leads outside its slab: list truncated
 REP_FREELIST_LIVE = 2  # a freelist leads to an object that is handed out (use after free?)

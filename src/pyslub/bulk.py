@@ -152,7 +152,7 @@ def df_push(s: KmemCache, df: cython.pointer(DetachedFreelist), obj: i64) -> cyt
 def cpu_freelist_push(s: KmemCache, c: i64, head: i64, tail: i64, cnt: i64) -> cython.void:
     """Splice head..tail onto c.freelist inside an "IRQ-off" section (cpu claimed: bulk-v2,
     2/3, 3/3)."""
-    if s.observe:
+    if s.observe & EV_MASK_RECORD:
         s.record(s.meta[c + C_PAGE], head, cnt, True)
     set_freepointer(s, tail, s.meta[c + C_FREELIST])
     s.meta[c + C_FREELIST] = head
@@ -165,7 +165,7 @@ def cpu_freelist_push(s: KmemCache, c: i64, head: i64, tail: i64, cnt: i64) -> c
 def slowpath_free(s: KmemCache, c: i64, st: i64, page: i64, head: i64, tail: i64,
                   cnt: i64) -> cython.void:
     """Call __slab_free directly, as the 2015 patches do (recorded as "slow")."""
-    if s.observe:
+    if s.observe & EV_MASK_RECORD:
         s.record(page, head, cnt, False)
     s.slab_free_slowpath(c, st, page, head, tail, cnt)
 

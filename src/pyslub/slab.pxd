@@ -97,7 +97,9 @@ cdef enum:
     R_DATA = 8
     EV_REPORT = 1                     # [kind|EV, report code, object, slab, detail]
     EV_FREE_LIST = 2                  # record_frees: [kind, slab, cnt, fast, obj...]
-    EV_MASK_RECORD = 2
+    EV_SLAB_FREE = 3                  # probe: [kind, slab, cnt, was_frozen, PROBE_* case]
+    EV_MASK_RECORD = 2                # observe bits: record_frees() ...
+    EV_MASK_PROBE = 4                 # ... probe()
 
 
 # Tiny helpers with the kernel's names, inline in every module that cimports this file.

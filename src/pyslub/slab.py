@@ -117,7 +117,9 @@ else:
     R_DATA = 8
     EV_REPORT = 1
     EV_FREE_LIST = 2
+    EV_SLAB_FREE = 3
     EV_MASK_RECORD = 2
+    EV_MASK_PROBE = 4
 
     def ring_reserve(s, n):
         w = s.ring[R_WPOS]
@@ -256,6 +258,12 @@ else:
         return -st if seat == SHARED_SEAT else st
 
 from pyslub.sizing import reciprocal_value  # noqa: E402
+
+# the branch a __slab_free call took (probe records), by PROBE_* code
+PROBE_CASES = {PROBE_FROZEN: "frozen", PROBE_CPU_PARTIAL: "cpu_partial",
+               PROBE_NODE_PARTIAL: "node_partial", PROBE_PARTIAL: "partial",
+               PROBE_DISCARD: "discard", PROBE_REFUSED: "refused",
+               PROBE_ISOLATED: "isolated"}
 
 # why an address cannot be freed (check_free_addr() / free_checked() < 0)
 BAD_REASONS = {
@@ -634,8 +642,15 @@ class KmemCache:
                     objs = [int(self.ring[r + 4 + i]) for i in range(min(cnt, n - 4))]
                     entry = (page_addr(self.ring[r + 1]), objs,
                              "fast" if self.ring[r + 3] else "slow")
-                    for rec in self.recorders:
-                        rec.append(entry)
+                    for what, rec in self.recorders:
+                        if what == EV_MASK_RECORD:
+                            rec.append(entry)
+                elif kind == EV_SLAB_FREE:
+                    entry = (page_addr(self.ring[r + 1]), int(self.ring[r + 2]),
+                             bool(self.ring[r + 3]), PROBE_CASES[self.ring[r + 4]])
+                    for what, rec in self.recorders:
+                        if what == EV_MASK_PROBE:
+                            rec.append(entry)
                 self.ring[r] = 0
                 r += n
             self.ring[R_RPOS] = r
@@ -1152,7 +1167,7 @@ class KmemCache:
         tid: i64
         fl: i64
         spins: cython.int = 0
-        if self.observe:
+        if self.observe & EV_MASK_RECORD:
             self.record(page, head, cnt, page == self.meta[c + C_PAGE])
         while True:
             tid = read_tid(self, c)
@@ -1179,6 +1194,8 @@ class KmemCache:
             ok: cython.bint = self.free_debug_processing(page, head, tail, cnt)
             list_unlock(self)                       # ... and the loop drops it at once
             if not ok:
+                if self.observe & EV_MASK_PROBE:
+                    self.emit(EV_SLAB_FREE, page, cnt, 0, PROBE_REFUSED)
                 return                              # objects leaked on purpose, as the kernel
         r: i64 = page * PM_STRIDE
         locked: cython.bint = False
@@ -1207,16 +1224,18 @@ class KmemCache:
                     list_lock(self, st)
             if cmpxchg_double_slab(self, st, page, prior, counters, head, new):
                 break
+        case: cython.int = PROBE_PARTIAL
         if not locked:
             if (new & FROZEN_BIT) and not was_frozen:
                 tid = cpu_claim(self, c, st)        # preempt_disable() + IRQs off inside
                 self.put_cpu_partial(c, st, page, True)
                 cpu_release(self, c, tid)
                 stat(self, st, CPU_PARTIAL_FREE)
+                case = PROBE_CPU_PARTIAL
             if was_frozen:
                 stat(self, st, FREE_FROZEN)
-            return
-        if inuse == 0 and nr_partial_of(self) >= min_partial_of(self):
+                case = PROBE_FROZEN
+        elif inuse == 0 and nr_partial_of(self) >= min_partial_of(self):
             # slab_empty:
             if prior:
                 self.remove_partial(page)
@@ -1226,12 +1245,16 @@ class KmemCache:
             list_unlock(self)
             stat(self, st, FREE_SLAB)
             self.discard_slab(page)
-            return
-        if not has_cpu_partial and prior == 0:      # was full, now partial
-            self.remove_full(page)
-            self.add_partial(page, DEACTIVATE_TO_TAIL_POS)
-            stat(self, st, FREE_ADD_PARTIAL)
-        list_unlock(self)
+            case = PROBE_DISCARD
+        else:
+            if not has_cpu_partial and prior == 0:      # was full, now partial
+                self.remove_full(page)
+                self.add_partial(page, DEACTIVATE_TO_TAIL_POS)
+                stat(self, st, FREE_ADD_PARTIAL)
+                case = PROBE_NODE_PARTIAL
+            list_unlock(self)
+        if self.observe & EV_MASK_PROBE:
+            self.emit(EV_SLAB_FREE, page, cnt, 1 if was_frozen else 0, case)
 
     def free_debug_processing(self, page, head, tail, cnt):
         """Consistency checks (F) on every object of a list about to be freed (list_lock held).
@@ -1422,17 +1445,20 @@ class KmemCache:
     # Observation hooks (record_frees)
     # =========================================================================================
 
-    def _add_recorder(self, rec):
-        """Collect every list freed into this cache into ``rec`` (a list), from now on."""
+    def _add_recorder(self, rec, what=EV_MASK_RECORD):
+        """From now on append to ``rec`` (a list) every list freed into this cache
+        (``what`` EV_MASK_RECORD: record_frees) or every __slab_free call (EV_MASK_PROBE)."""
         self.drain()
-        self.recorders.append(rec)
-        self.observe |= EV_MASK_RECORD
+        self.recorders.append((what, rec))
+        self.observe |= what
 
     def _remove_recorder(self, rec):
         self.drain()
-        self.recorders.remove(rec)
-        if not self.recorders:
-            self.observe &= ~EV_MASK_RECORD
+        self.recorders = [(w, r) for w, r in self.recorders if r is not rec]
+        mask: i64 = 0
+        for w, _ in self.recorders:
+            mask |= w
+        self.observe = mask
 
     def __repr__(self):
         return (f"<KmemCache {self.name!r} object_size={self.object_size} size={self.size} "
