@@ -5,7 +5,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 COMPILED_MODULES = [
-    "pyslub.page_alloc", "pyslub.slab", "pyslub.bulk", "pyslub.cache", "pyslub.bench._native",
+    "pyslub.page_alloc", "pyslub.slab", "pyslub.bulk", "pyslub.sheaves", "pyslub.cache",
+    "pyslub.bench._native",
 ]
 
 extensions = [

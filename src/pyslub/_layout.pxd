@@ -82,6 +82,8 @@ cdef enum:
     B_EMPTY = 42
     B_NR_FULL = 43
     B_NR_EMPTY = 44
+    D_SHEAF_POOL = 45
+    D_NR_SHEAVES = 46
     DESC_NAME_MAX = 32
     DS_FREE = 0
     DS_LIVE = 1

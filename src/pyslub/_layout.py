@@ -130,6 +130,8 @@ B_FULL = 41            # [barn lock] first full sheaf (meta word offset, 0 = non
 B_EMPTY = 42           # [barn lock]
 B_NR_FULL = 43
 B_NR_EMPTY = 44
+D_SHEAF_POOL = 45      # [barn lock] free sheaf blocks of this cache (a stack, meta offsets)
+D_NR_SHEAVES = 46      # [barn lock] sheaves allocated and not freed (in use anywhere)
 DESC_NAME_MAX = 32
 
 DS_FREE = 0

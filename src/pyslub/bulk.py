@@ -34,6 +34,7 @@ if not cython.compiled:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled)
     from pyslub.page_alloc import Segment
     from pyslub.slab import (
+        EV_MASK_RECORD,
         KmemCache,
         bad_freepointer,
         cpu_claim,
@@ -45,6 +46,7 @@ if not cython.compiled:
         page_addr,
         page_objects,
         set_freepointer,
+        stat_add,
         stats_rec,
         virt_to_head_page,
     )
@@ -564,3 +566,5 @@ def kfree_bulk_lists(seg: Segment, caches: list, cpu: i64, seat: i64, size: i64,
         if dfp[0].page:
             s.do_slab_free(cpu_rec(s, cpu), stats_rec(s, cpu, seat), dfp[0].page,
                            dfp[0].freelist, dfp[0].tail, dfp[0].cnt)
+            if s.gen == GEN_V70:                   # slab_free_bulk(): kfree_bulk bypasses
+                stat_add(s, stats_rec(s, cpu, seat), FREE_SLOWPATH, dfp[0].cnt)  # sheaves

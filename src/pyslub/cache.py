@@ -25,12 +25,14 @@ if cython.compiled:
     cnp.import_array()                    # cnp and the core's names come from cache.pxd
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled)
-    from pyslub.bulk import (
-        check_bulk,
-        kfree_bulk_lists,
-        kfree_check,
-        kmem_cache_alloc_bulk,
-        kmem_cache_free_bulk,
+    from pyslub.bulk import check_bulk, kfree_bulk_lists, kfree_check
+    from pyslub.sheaves import (
+        barn_shrink,
+        kmem_cache_alloc,
+        kmem_cache_alloc_bulk_any,
+        kmem_cache_free,
+        kmem_cache_free_bulk_any,
+        pcs_flush_all,
     )
     from pyslub.page_alloc import Segment
     from pyslub.slab import (
@@ -121,6 +123,20 @@ def array_size(p: object, size: object, writable: cython.bint) -> i64:
     return size
 
 
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def compact_nulls(p: cython.p_longlong, n: i64) -> i64:
+    """Move the non-NULL entries of p[0:n] to its front; how many there are."""
+    i: i64
+    m: i64 = 0
+    for i in range(n):
+        if p[i]:
+            p[m] = p[i]
+            m += 1
+    return m
+
+
 def _decode(code):
     """(index, BAD_* reason) of a check_bulk()/kfree_check() failure code."""
     code = -code
@@ -172,7 +188,7 @@ class Cache(KmemCache):
         self._check_alive()
         cs: i64 = current_cpu(self)
         cpu: i64 = cs & 0xFFFFFFFF
-        obj: i64 = self.slab_alloc_node(cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32))
+        obj: i64 = kmem_cache_alloc(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32))
         if self.ring[R_WPOS] != self.ring[R_RPOS]:
             self.drain()
         if obj <= 0:
@@ -189,10 +205,11 @@ class Cache(KmemCache):
         cs: i64 = current_cpu(self)
         cpu: i64 = cs & 0xFFFFFFFF
         nreports = len(self.reports)
-        page: i64 = self.free_checked(cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32), a)
+        page: i64 = self.release_checked(a)
         if page < 0:
             raise SlabError(f"cache {self.name!r}: cannot free address {a:#x}: "
                             f"{BAD_REASONS[page]}")
+        kmem_cache_free(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32), page, a)
         if self.debug:
             self._raise_refused(nreports)
         elif self.ring[R_WPOS] != self.ring[R_RPOS]:
@@ -243,9 +260,9 @@ class Cache(KmemCache):
             try:
                 if n >= NOGIL_MIN:
                     with cython.nogil:
-                        got = kmem_cache_alloc_bulk(self, c, st, n, buf)
+                        got = kmem_cache_alloc_bulk_any(self, c, st, n, buf)
                 else:
-                    got = kmem_cache_alloc_bulk(self, c, st, n, buf)
+                    got = kmem_cache_alloc_bulk_any(self, c, st, n, buf)
                 if got > 0:
                     memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
             finally:
@@ -253,7 +270,7 @@ class Cache(KmemCache):
                     c_free(buf)
         else:
             scratch = np.zeros(n, dtype=np.int64)
-            got = kmem_cache_alloc_bulk(self, c, st, n, memoryview(scratch))
+            got = kmem_cache_alloc_bulk_any(self, c, st, n, memoryview(scratch))
             if got > 0:
                 p[:n] = scratch.view(np.uint64)
         if self.ring[R_WPOS] != self.ring[R_RPOS]:
@@ -305,12 +322,14 @@ class Cache(KmemCache):
                 memcpy(buf, cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), n * 8)
                 bad = check_bulk(self, n, buf, allow_null)
                 if bad == 0:
-                    if n >= NOGIL_MIN:
+                    m: i64 = compact_nulls(buf, n) if self.sheaf_capacity and allow_null else n
+                    if m >= NOGIL_MIN:
                         with cython.nogil:
-                            kmem_cache_free_bulk(self, c, st, n, buf, sid)
-                    else:
-                        kmem_cache_free_bulk(self, c, st, n, buf, sid)
-                    memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
+                            kmem_cache_free_bulk_any(self, c, st, m, buf, sid)
+                    elif m:
+                        kmem_cache_free_bulk_any(self, c, st, m, buf, sid)
+                    if not self.sheaf_capacity:     # sheaves leave the array as it was
+                        memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
             finally:
                 if buf != cython.address(stackbuf[0]):
                     c_free(buf)
@@ -319,8 +338,11 @@ class Cache(KmemCache):
             words = memoryview(scratch)
             bad = check_bulk(self, n, words, allow_null)
             if bad == 0:
-                kmem_cache_free_bulk(self, c, st, n, words, sid)
-                p[:n] = scratch.view(np.uint64)
+                m = compact_nulls(words, n) if self.sheaf_capacity and allow_null else n
+                if m:
+                    kmem_cache_free_bulk_any(self, c, st, m, words, sid)
+                if not self.sheaf_capacity:
+                    p[:n] = scratch.view(np.uint64)
         if bad:
             i, reason = _decode(bad)
             addr = int(p[i])
@@ -362,6 +384,8 @@ class Cache(KmemCache):
         v = _tunable("cpu_partial", value)
         if v and self.debug:
             raise ValueError("cpu_partial must be 0 for a debug cache (no cpu partial lists)")
+        if v and self.gen == GEN_V70:
+            raise ValueError("cpu_partial must be 0 in SLUB 7.0 (no cpu partial lists)")
         self._check_alive()
         self.desc[self.d + D_CPU_PARTIAL] = v
         self.flush_cpu(None)
@@ -587,8 +611,47 @@ class Cache(KmemCache):
                 n += 1
                 obj = get_freepointer_safe(self, obj, page)
             free += n
+        free += len(self.sheaf_objects())
         self._after()
         return self.total_objects - free
+
+    def sheaf_objects(self):
+        """Every object sitting in a sheaf (the cpus' main and spare, the barn's full ones):
+        allocated from its slab's view, free from the user's."""
+        out = []
+        sh: i64
+        k: i64
+        if not self.sheaf_capacity:
+            return out
+        heads = []
+        for cpu in range(self.nr_cpus):
+            c: i64 = cpu_rec(self, cpu)
+            heads += [self.meta[c + C_MAIN], self.meta[c + C_SPARE]]
+        sh = self.desc[self.d + B_FULL]
+        guard = 0
+        while sh and guard <= 1 << 20:
+            heads.append(sh)
+            sh = self.meta[sh + SH_NEXT]
+            guard += 1
+        for sh in heads:
+            if sh:
+                for k in range(min(self.meta[sh + SH_SIZE], self.meta[sh + SH_CAPACITY])):
+                    out.append(int(self.meta[sh + SH_OBJECTS + k]))
+        return out
+
+    def sheaf_state(self):
+        """The sheaves: per cpu (main size, spare size or None), the barn's full and empty
+        counts, the capacity."""
+        cpus = []
+        for cpu in range(self.nr_cpus):
+            c: i64 = cpu_rec(self, cpu)
+            main: i64 = self.meta[c + C_MAIN]
+            spare: i64 = self.meta[c + C_SPARE]
+            cpus.append((int(self.meta[main + SH_SIZE]) if main else None,
+                         int(self.meta[spare + SH_SIZE]) if spare else None))
+        return {"capacity": self.sheaf_capacity, "cpus": cpus,
+                "barn_full": int(self.desc[self.d + B_NR_FULL]),
+                "barn_empty": int(self.desc[self.d + B_NR_EMPTY])}
 
     def validate(self):
         """Walk every slab and return the problems found (empty when consistent)."""
@@ -624,9 +687,12 @@ class Cache(KmemCache):
         for kk in cpus:
             c = cpu_rec(self, kk)
             st = stats_rec(self, kk, seat)
-            tid = cpu_claim(self, c, st)          # the kernel runs this on each cpu (IPI)
-            self.flush_cpu_claimed(c, st)
-            cpu_release(self, c, tid)
+            if self.sheaf_capacity:               # flush_cpu_sheaves() first
+                pcs_flush_all(self, c, st)
+            if self.gen != GEN_V70:
+                tid = cpu_claim(self, c, st)      # the kernel runs this on each cpu (IPI)
+                self.flush_cpu_claimed(c, st)
+                cpu_release(self, c, tid)
         self._after()
 
     def flush_all(self):
@@ -637,7 +703,11 @@ class Cache(KmemCache):
         and move the fullest slabs to its head; returns the number of slabs freed."""
         self.flush_all()
         cs: i64 = current_cpu(self)
-        freed: i64 = self.shrink_node(stats_rec(self, cs & 0xFFFFFFFF, cs >> 32))
+        cpu: i64 = cs & 0xFFFFFFFF
+        st: i64 = stats_rec(self, cpu, cs >> 32)
+        if self.sheaf_capacity:
+            barn_shrink(self, cpu_rec(self, cpu), st)
+        freed: i64 = self.shrink_node(st)
         self._after()
         return freed
 
@@ -645,13 +715,16 @@ class Cache(KmemCache):
         """kmem_cache_destroy(): refuses with SlabError while objects are alive."""
         self._check_alive()
         self.flush_all()
+        cs: i64 = current_cpu(self)
+        st: i64 = stats_rec(self, cs & 0xFFFFFFFF, cs >> 32)
+        if self.sheaf_capacity:
+            barn_shrink(self, cpu_rec(self, cs & 0xFFFFFFFF), st)
         live = self.live_objects()
         if live:
             raise SlabError(f"cache {self.name!r} has {live} live objects remaining"
                             " (Objects remaining on __kmem_cache_shutdown())")
         self.desc[self.d + D_STATE] = DS_DEAD
-        cs: i64 = current_cpu(self)
-        self.shrink_node(stats_rec(self, cs & 0xFFFFFFFF, cs >> 32))
+        self.shrink_node(st)
         page: i64
         for page in range(1, self.seg.nr_pages):     # nothing else can be left, but be sure
             if (self.pm[page * PM_STRIDE + PM_SLAB_CACHE] == self.id

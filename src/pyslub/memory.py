@@ -24,6 +24,7 @@ released on both sides after it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import operator
 import os
@@ -48,6 +49,7 @@ from pyslub._layout import (
     PM_FLAGS,
     PM_HEAD,
     PM_SLAB_CACHE,
+    SLAB_DEBUG_FLAGS,
     SLAB_POISON,
     SLAB_RED_ZONE,
     SLAB_STORE_USER,
@@ -55,7 +57,8 @@ from pyslub._layout import (
 from pyslub.cache import Cache, address_arg, kfree_bulk
 from pyslub.errors import SlabError
 from pyslub.page_alloc import Segment
-from pyslub.sizing import cache_geometry, get_order
+from pyslub.sheaves import init_cpu_sheaves
+from pyslub.sizing import cache_geometry, calculate_sheaf_capacity, get_order
 
 DEFAULT_ARENA = 1 << 30          # 1 GiB of address space, backed lazily by the OS
 DEFAULT_NR_CPUS = 8              # the seed's machine: nr_cpu_ids = 8 (spec §1.6)
@@ -65,6 +68,7 @@ KMALLOC_SIZES = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
 KMALLOC_MAX_CACHE_SIZE = KMALLOC_SIZES[-1]
 KMALLOC_MAX_SIZE = PAGE_SIZE << (MAX_ORDER - 1)
 SLUB_GENERATIONS = {"4.4": GEN_V44, "6.18": GEN_V618, "7.0": GEN_V70}
+MAX_SHEAF_CAPACITY = 32767
 CPU_POLICIES = ("thread", "sched")
 
 
@@ -250,15 +254,32 @@ class Memory:
         if name.startswith("kmalloc-"):
             raise ValueError(f"cache name {name!r}: kmalloc-* names belong to the kmalloc caches")
         if sheaf_capacity is not None:
-            raise ValueError("sheaf_capacity: percpu sheaves are not built yet")
-        return self._create_cache(name, object_size, align, flags, -1)
+            if (not isinstance(sheaf_capacity, int) or isinstance(sheaf_capacity, bool)
+                    or not 1 <= sheaf_capacity <= MAX_SHEAF_CAPACITY):
+                raise ValueError(f"sheaf_capacity must be an int in 1..{MAX_SHEAF_CAPACITY}, "
+                                 f"got {sheaf_capacity!r}")
+            if self._gen == GEN_V44:
+                raise ValueError("sheaf_capacity: percpu sheaves came with SLUB 6.18; create "
+                                 "the Memory with slub='6.18' (opt-in) or '7.0'")
+        return self._create_cache(name, object_size, align, flags, -1, sheaf_capacity or 0)
 
     def _create_cache(self, name: str, object_size: int, align: int, flags: int,
-                      kmalloc_index: int) -> Cache:
+                      kmalloc_index: int, sheaf_capacity: int = 0) -> Cache:
         geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
+        debug = bool(geometry.flags & SLAB_DEBUG_FLAGS)
+        if self._gen == GEN_V70:                   # every cache; cpu partial lists are gone
+            cap = calculate_sheaf_capacity(geometry.size, geometry.flags, sheaf_capacity)
+            geometry = dataclasses.replace(geometry, cpu_partial=0)
+        else:                                      # 6.18: opt-in; never for debug caches
+            cap = 0 if debug else sheaf_capacity
         with self._lock:
-            cid = _slab.create_descriptor(self._seg, name, geometry, self._gen, 0, kmalloc_index)
+            cid = _slab.create_descriptor(self._seg, name, geometry, self._gen, cap,
+                                          kmalloc_index)
             cache = Cache(self._seg, cid, self._bind)
+            if cap:
+                init_cpu_sheaves(cache)
+            if self._gen == GEN_V70:
+                cache.free_bulk_strategy = "swap"  # __kmem_cache_free_bulk's (v5.19+)
             while len(self._caches) <= cid:
                 self._caches.append(None)
             self._caches[cid] = cache

@@ -26,8 +26,8 @@ cdef class Segment:
     cdef void _buddy_free(self, int region, i64 page, int order) noexcept nogil
     cdef i64 alloc_pages(self, int order) noexcept nogil
     cdef void free_pages(self, i64 page, int order) noexcept nogil
-    cdef i64 meta_alloc(self, i64 nbytes) noexcept
-    cdef void meta_free(self, i64 w, i64 nbytes) noexcept
+    cdef i64 meta_alloc(self, i64 nbytes) noexcept nogil
+    cdef void meta_free(self, i64 w, i64 nbytes) noexcept nogil
     cpdef i64 alloc_large(self, int order)
     cdef void free_large(self, i64 page) noexcept nogil
     cpdef i64 large_order(self, i64 addr) noexcept

@@ -175,6 +175,30 @@ def calculate_sizes(object_size: int, align: int, flags: int, nr_cpus: int) -> G
                     min_objects, min_partial, cpu_partial)
 
 
+SHEAF_HEADER = 32                 # struct slab_sheaf before objects[] on 64-bit
+KMALLOC_CLASSES = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
+
+
+def kmalloc_size_roundup(size: int) -> int:
+    """The kmalloc bucket a request of ``size`` bytes gets (whole pages above 8 KiB)."""
+    for cls in KMALLOC_CLASSES:
+        if size <= cls:
+            return cls
+    return PAGE_SIZE << get_order(size)
+
+
+def calculate_sheaf_capacity(size: int, flags: int, requested: int = 0) -> int:
+    """7.0's calculate_sheaf_capacity(): 0 for any slab_debug flag; else half of the old
+    cpu_partial object counts (4 / 12 / 26 / 60 by slot size), rounded up so the sheaf fills
+    its kmalloc bucket (28 for 256-byte slots); an explicit request is a minimum."""
+    if flags & SLAB_DEBUG_FLAGS:
+        return 0
+    cap = 4 if size >= PAGE_SIZE else 12 if size >= 1024 else 26 if size >= 256 else 60
+    cap = (kmalloc_size_roundup(SHEAF_HEADER + cap * SIZEOF_VOID_P) - SHEAF_HEADER) \
+        // SIZEOF_VOID_P
+    return max(cap, requested)
+
+
 def cache_geometry(object_size: int, align: int, flags: int, nr_cpus: int) -> Geometry:
     """Check the arguments of create_cache() and size the cache; ValueError names what is wrong."""
     for what, value in (("object_size", object_size), ("align", align), ("flags", flags)):

@@ -84,8 +84,21 @@ cdef class KmemCache:
     cdef bint on_freelist(self, i64 page, i64 search) noexcept nogil
     cdef void record(self, i64 page, i64 head, i64 cnt, int fast) noexcept nogil
     cdef i64 check_free_addr(self, i64 addr) noexcept nogil
-    cdef i64 free_checked(self, i64 c, i64 st, i64 addr) noexcept nogil
+    cdef i64 release_checked(self, i64 addr) noexcept nogil
     cdef i64 shrink_node(self, i64 st) noexcept nogil
+    # 7.0 slab level (no cpu slabs)
+    cdef i64 new_slab70(self, i64 st) noexcept nogil
+    cdef i64 alloc_from_new_slab(self, i64 st, i64 page, i64 *p, i64 off, i64 count,
+                                 bint handout) noexcept nogil
+    cdef i64 get_freelist_nofreeze(self, i64 st, i64 page) noexcept nogil
+    cdef void cut_freelist(self, i64 st, i64 page) noexcept nogil
+    cdef i64 get_from_partial_node(self, i64 st) noexcept nogil
+    cdef i64 slab_alloc70(self, i64 c, i64 st) noexcept nogil
+    cdef i64 refill_objects(self, i64 st, i64 *p, i64 off, i64 lo, i64 hi,
+                            bint handout) noexcept nogil
+    cdef i64 refill_objects_node(self, i64 st, i64 *p, i64 off, i64 lo, i64 hi,
+                                 bint handout) noexcept nogil
+    cdef void slab_free70(self, i64 st, i64 page, i64 head, i64 tail, i64 cnt) noexcept nogil
 
 
 # ---- event ring (process-local): EV_* records written by the core, read after each operation --

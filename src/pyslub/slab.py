@@ -94,6 +94,8 @@ if cython.compiled:
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
     from pyslub._prim import (
+        spin_lock,
+        spin_unlock,
         cmpxchg,
         cmpxchg_double,
         fetch_add,
@@ -501,6 +503,10 @@ def lock_all(seg: Segment, caches: list) -> None:
     for s in caches:
         for k in range(s.nr_cpus):
             c = cpu_rec(s, k)
+            if cython.compiled:                 # the sheaves' local lock
+                spin_lock(cython.address(s.meta[c + C_LOCK]), gettid())
+            else:
+                spin_lock(s.meta, c + C_LOCK, gettid())
             spins = 0
             while True:
                 tid = read_tid(s, c)
@@ -516,8 +522,10 @@ def lock_all(seg: Segment, caches: list) -> None:
                 spins = wait_busy(spins)
         if cython.compiled:
             mutex_lock(cython.address(s.desc[s.d + N_LIST_LOCK]), gettid())
+            mutex_lock(cython.address(s.desc[s.d + B_LOCK]), gettid())
         else:
             mutex_lock(s.desc, s.d + N_LIST_LOCK, gettid())
+            mutex_lock(s.desc, s.d + B_LOCK, gettid())
     if cython.compiled:
         mutex_lock(cython.address(seg.hdr[H_ZONE_LOCK]), gettid())
         mutex_lock(cython.address(seg.hdr[H_META_LOCK]), gettid())
@@ -539,12 +547,18 @@ def unlock_all(seg: Segment, caches: list) -> None:
         mutex_unlock(seg.hdr, H_ZONE_LOCK)
     for s in caches:
         if cython.compiled:
+            mutex_unlock(cython.address(s.desc[s.d + B_LOCK]))
             mutex_unlock(cython.address(s.desc[s.d + N_LIST_LOCK]))
         else:
+            mutex_unlock(s.desc, s.d + B_LOCK)
             mutex_unlock(s.desc, s.d + N_LIST_LOCK)
         for k in range(s.nr_cpus):
             c = cpu_rec(s, k)
             cpu_release(s, c, s.meta[c + C_TID] & ~TID_BUSY)
+            if cython.compiled:
+                spin_unlock(cython.address(s.meta[c + C_LOCK]))
+            else:
+                spin_unlock(s.meta, c + C_LOCK)
     unlock_registry(seg)
 
 
@@ -798,7 +812,9 @@ class KmemCache:
 
     def slab_alloc_node(self, c, st):
         """slab_alloc_node(): the lockless fast path; an object address, 0 when out of memory,
-        or ERR_CORRUPT."""
+        or ERR_CORRUPT.  (7.0 has no cpu slab: straight to its ___slab_alloc.)"""
+        if self.gen == GEN_V70:
+            return self.slab_alloc70(c, st)
         tid: i64
         obj: i64
         page: i64
@@ -1169,6 +1185,9 @@ class KmemCache:
         spins: cython.int = 0
         if self.observe & EV_MASK_RECORD:
             self.record(page, head, cnt, page == self.meta[c + C_PAGE])
+        if self.gen == GEN_V70:                     # no cpu slab: __slab_free, always
+            self.slab_free70(st, page, head, tail_obj, cnt)
+            return
         while True:
             tid = read_tid(self, c)
             if tid & TID_BUSY:
@@ -1187,7 +1206,11 @@ class KmemCache:
 
     def slab_free_slowpath(self, c, st, page, head, tail, cnt):
         """__slab_free() (v4.4): splice head..tail in front of page.freelist with one swap.
-        Called with the cpu NOT claimed (put_cpu_partial claims it)."""
+        Called with the cpu NOT claimed (put_cpu_partial claims it).  (7.0: its own
+        __slab_free, which counts nothing.)"""
+        if self.gen == GEN_V70:
+            self.slab_free70(st, page, head, tail, cnt)
+            return
         stat(self, st, FREE_SLOWPATH)
         if self.debug:
             list_lock(self, st)                     # free_debug_processing() returns locked ...
@@ -1341,9 +1364,10 @@ class KmemCache:
         """The slab page of ``addr`` if it is an object slot of this cache, else BAD_* (< 0)."""
         return object_page(self, addr)
 
-    def free_checked(self, c, st, addr):
-        """kmem_cache_free() of an address from outside: the page, or BAD_* and nothing freed.
-        Safe mode: the object must be handed out (its state byte), and is free from here on."""
+    def release_checked(self, addr):
+        """Before kmem_cache_free() of an address from outside: its slab page, or BAD_*.
+        Safe mode: the object must be handed out (its state byte), and is free from here on
+        (the caller frees it next)."""
         page: i64 = object_page(self, addr)
         if page < 0:
             return page
@@ -1353,8 +1377,267 @@ class KmemCache:
                 return (BAD_FREE if sb == OBJ_FREE else BAD_FREEING if sb == OBJ_FREEING
                         else BAD_LEAKED)
             self.state[addr >> 3] = OBJ_FREE
-        self.do_slab_free(c, st, page, addr, 0, 1)
         return page
+
+    # =========================================================================================
+    # 7.0: slabs without cpu slabs (the sheaves above them are in sheaves.py)
+    # =========================================================================================
+
+    def new_slab70(self, st):
+        """allocate_slab() of 7.0: freelist in address order, inuse 0, not frozen (nobody
+        knows the slab until it is handed out or listed)."""
+        page: i64 = self.new_slab(st)
+        if page:
+            self.pm[page * PM_STRIDE + PM_COUNTERS] = page_objects(self, page) << OBJECTS_SHIFT
+        return page
+
+    def alloc_from_new_slab(self, st, page, p, off, count, handout):
+        """alloc_from_new_slab(): up to ``count`` objects straight off a fresh slab's freelist
+        into p[off..] (no pair swap: nobody else knows it); what is left goes to the head of
+        the node partial list.  Returns the number taken.  ``handout``: they go to the caller
+        (safe mode marks them in use), else into a sheaf."""
+        r: i64 = page * PM_STRIDE
+        fl: i64 = self.pm[r + PM_FREELIST]
+        taken: i64 = 0
+        while fl and taken < count:
+            if handout and self.checks:
+                self.state[fl >> 3] = OBJ_LIVE
+            p[off + taken] = fl
+            taken += 1
+            fl = get_freepointer(self, fl)
+        self.pm[r + PM_FREELIST] = fl
+        self.pm[r + PM_COUNTERS] = (page_objects(self, page) << OBJECTS_SHIFT) | taken
+        if fl:
+            list_lock(self, st)
+            self.add_partial(page, DEACTIVATE_TO_HEAD_POS)
+            list_unlock(self)
+        return taken
+
+    def get_freelist_nofreeze(self, st, page):
+        """Take a slab's whole freelist: freelist NULL, inuse = objects, frozen untouched."""
+        r: i64 = page * PM_STRIDE
+        fl: i64
+        counters: i64
+        while True:
+            fl = self.pm[r + PM_FREELIST]
+            counters = self.pm[r + PM_COUNTERS]
+            if cmpxchg_double_slab(self, st, page, fl, counters, 0,
+                                   (counters & ~INUSE_MASK)
+                                   | ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK)):
+                return fl
+
+    def cut_freelist(self, st, page):
+        """Safe mode, after a freelist led to an object in use: take the rest of the slab's
+        freelist out of circulation (freelist NULL, every object counted in use: leaked on
+        purpose, as v4.4's "Marking all objects used").  list_lock held if it is listed."""
+        self.get_freelist_nofreeze(st, page)
+        if self.pm[page * PM_STRIDE + PM_FLAGS] & PG_PARTIAL:
+            self.remove_partial(page)
+
+    def get_from_partial_node(self, st):
+        """get_from_partial_node() (7.0): pop ONE object off the first node partial slab with
+        a pair swap (inuse + 1), under list_lock; the slab leaves the list once its freelist
+        is empty.  An object, 0 (none), or ERR_CORRUPT (safe mode; reported, list cut)."""
+        if nr_partial_of(self) == 0:               # racy check before the lock, as the kernel
+            return 0
+        list_lock(self, st)
+        page: i64 = self.desc[self.d + N_PARTIAL_HEAD]
+        r: i64
+        fl: i64 = 0
+        nxt: i64
+        counters: i64
+        while page:
+            r = page * PM_STRIDE
+            fl = self.pm[r + PM_FREELIST]
+            counters = self.pm[r + PM_COUNTERS]
+            if fl == 0:                             # cannot happen for a listed slab
+                break
+            nxt = get_freepointer_safe(self, fl, page)
+            if cmpxchg_double_slab(self, st, page, fl, counters, nxt, counters + 1):
+                if nxt == 0:
+                    self.remove_partial(page)
+                break
+        if fl and self.checks and self.take_object(page, fl) < 0:
+            self.cut_freelist(st, page)
+            fl = ERR_CORRUPT
+        list_unlock(self)
+        return fl
+
+    def slab_alloc70(self, c, st):
+        """___slab_alloc() (7.0): one object from a node partial slab, else from a new slab
+        (its rest goes to the partial list).  Counts ALLOC_SLOWPATH."""
+        stat(self, st, ALLOC_SLOWPATH)
+        obj: i64 = self.get_from_partial_node(st)
+        if obj:
+            if obj > 0 and self.debug and not self.alloc_debug_processing(
+                    st, virt_to_head_page(self, obj), obj):
+                return self.slab_alloc70(c, st)     # slab failed checks: try again
+            return obj
+        page: i64 = self.new_slab70(st)
+        if page == 0:
+            return 0
+        stat(self, st, ALLOC_SLAB)
+        one = cython.declare(i64[1])
+        one[0] = 0
+        self.alloc_from_new_slab(st, page, one, 0, 1, True)
+        return one[0]
+
+    def refill_objects(self, st, p, off, lo, hi, handout):
+        """refill_objects() (7.0): between ``lo`` and ``hi`` objects into p[off..], from the
+        node partial list in bulk, then from new slabs.  Returns how many (< lo: out of memory
+        or, safe mode, a corrupted freelist was cut)."""
+        got: i64 = self.refill_objects_node(st, p, off, lo, hi, handout)
+        page: i64
+        while got < lo:
+            page = self.new_slab70(st)
+            if page == 0:
+                break
+            stat(self, st, ALLOC_SLAB)
+            got += self.alloc_from_new_slab(st, page, p, off + got, hi - got, handout)
+        return got
+
+    def refill_objects_node(self, st, p, off, lo, hi, handout):
+        """__refill_objects_node() with get_partial_node_bulk(): isolate node partial slabs
+        under list_lock until the free objects they hold (read racily) reach ``lo`` without
+        passing ``hi``; then, unlocked, take each one's whole freelist (the slab looks full),
+        give back what exceeds ``hi`` through __slab_free, and relist the slabs not needed."""
+        if nr_partial_of(self) == 0:
+            return 0
+        d: i64 = self.d
+        head: i64 = 0
+        tail: i64 = 0
+        total: i64 = 0
+        page: i64
+        nxt: i64
+        counters: i64
+        free: i64
+        list_lock(self, st)
+        page = self.desc[d + N_PARTIAL_HEAD]
+        while page:
+            nxt = self.pm[page * PM_STRIDE + PM_NEXT]
+            counters = self.pm[page * PM_STRIDE + PM_COUNTERS]
+            free = ((counters >> OBJECTS_SHIFT) & OBJECTS_MASK) - (counters & INUSE_MASK)
+            if total >= lo and total + free > hi:
+                break
+            self.remove_partial(page)               # clears PG_PARTIAL: "isolated"
+            if tail:
+                self.pm[tail * PM_STRIDE + PM_NEXT] = page
+            else:
+                head = page
+            tail = page
+            total += free
+            if total >= hi:
+                break
+            page = nxt
+        list_unlock(self)
+        got: i64 = 0
+        fl: i64
+        last: i64
+        cnt: i64
+        page = head
+        while page:
+            nxt = self.pm[page * PM_STRIDE + PM_NEXT]
+            self.pm[page * PM_STRIDE + PM_NEXT] = 0
+            fl = self.get_freelist_nofreeze(st, page)
+            while fl and got < hi:
+                if self.checks and self.state[fl >> 3] != OBJ_FREE:
+                    self.emit(EV_REPORT, REP_FREELIST_LIVE, fl, self.state[fl >> 3], page)
+                    fl = 0                          # the rest is leaked, on purpose
+                    break
+                if handout and self.checks:
+                    self.state[fl >> 3] = OBJ_LIVE
+                p[off + got] = fl
+                got += 1
+                fl = get_freepointer_safe(self, fl, page)
+            if fl:                                  # more than wanted: give the rest back
+                last = fl
+                cnt = 1
+                while cnt <= page_objects(self, page):
+                    nxt2: i64 = get_freepointer_safe(self, last, page)
+                    if nxt2 == 0:
+                        break
+                    last = nxt2
+                    cnt += 1
+                self.slab_free70(st, page, fl, last, cnt)
+            page = nxt
+            if got >= hi:
+                break
+        if page:                                    # isolated but not needed: relist them
+            discard: i64 = 0
+            list_lock(self, st)
+            while page:
+                nxt = self.pm[page * PM_STRIDE + PM_NEXT]
+                self.pm[page * PM_STRIDE + PM_NEXT] = 0
+                if ((self.pm[page * PM_STRIDE + PM_COUNTERS] & INUSE_MASK) == 0
+                        and nr_partial_of(self) >= min_partial_of(self)):
+                    self.pm[page * PM_STRIDE + PM_PREV] = discard
+                    discard = page
+                else:
+                    self.add_partial(page, DEACTIVATE_TO_HEAD_POS)
+                page = nxt
+            list_unlock(self)
+            while discard:                          # no FREE_SLAB here, as the kernel
+                page = discard
+                discard = self.pm[page * PM_STRIDE + PM_PREV]
+                self.pm[page * PM_STRIDE + PM_PREV] = 0
+                self.discard_slab(page)
+        return got
+
+    def slab_free70(self, st, page, head, tail, cnt):
+        """__slab_free() (7.0): no frozen slabs, no cpu partial lists.  A slab that was full
+        goes to the node partial tail; one that becomes empty is freed once nr_partial >=
+        min_partial; an isolated slab (off every list: a refill holds it) is left alone.
+        Counts no FREE_SLOWPATH (its callers do)."""
+        if self.debug:
+            list_lock(self, st)                     # free_to_partial_list(): checks locked
+            ok: cython.bint = self.free_debug_processing(page, head, tail, cnt)
+            list_unlock(self)
+            if not ok:
+                if self.observe & EV_MASK_PROBE:
+                    self.emit(EV_SLAB_FREE, page, cnt, 0, PROBE_REFUSED)
+                return
+        r: i64 = page * PM_STRIDE
+        locked: cython.bint = False
+        on_node_partial: cython.bint = False
+        prior: i64
+        counters: i64
+        inuse: i64
+        while True:
+            if locked:
+                list_unlock(self)
+                locked = False
+            prior = self.pm[r + PM_FREELIST]
+            counters = self.pm[r + PM_COUNTERS]
+            set_freepointer(self, tail, prior)
+            inuse = ((counters & INUSE_MASK) - cnt) & INUSE_MASK
+            if inuse == 0 or prior == 0:            # a list change may be needed
+                locked = True
+                list_lock(self, st)
+                on_node_partial = bool(self.pm[r + PM_FLAGS] & PG_PARTIAL)
+            if cmpxchg_double_slab(self, st, page, prior, counters, head,
+                                   (counters & ~INUSE_MASK) | inuse):
+                break
+        case: cython.int = PROBE_PARTIAL
+        if locked:
+            if prior and not on_node_partial:
+                case = PROBE_ISOLATED               # a refill holds it: leave it alone
+                list_unlock(self)
+            elif inuse == 0 and nr_partial_of(self) >= min_partial_of(self):
+                if prior:
+                    self.remove_partial(page)
+                    stat(self, st, FREE_REMOVE_PARTIAL)
+                list_unlock(self)
+                stat(self, st, FREE_SLAB)
+                self.discard_slab(page)
+                case = PROBE_DISCARD
+            else:
+                if prior == 0:
+                    self.add_partial(page, DEACTIVATE_TO_TAIL_POS)
+                    stat(self, st, FREE_ADD_PARTIAL)
+                    case = PROBE_NODE_PARTIAL
+                list_unlock(self)
+        if self.observe & EV_MASK_PROBE:
+            self.emit(EV_SLAB_FREE, page, cnt, 0, case)
 
     # =========================================================================================
     # shrink (list_lock taken here)

@@ -130,6 +130,19 @@ def validate_cache(cache: Any) -> list[str]:
         for page in _list_pages(cache, v, desc[d + N_FULL_HEAD], "node full", problems, True):
             place(page, "on the node full list")
 
+    # objects in sheaves: in use from their slab's view, free from the user's (7.0 / 6.18)
+    in_sheaves: dict[int, set[int]] = {}
+    sheaf_objs = cache.sheaf_objects()
+    if len(set(sheaf_objs)) != len(sheaf_objs):
+        problems.append(f"{len(sheaf_objs) - len(set(sheaf_objs))} objects are in sheaves "
+                        "twice")
+    for obj in sheaf_objs:
+        page = cache.check_addr(obj)
+        if page <= 0:
+            problems.append(f"sheaf object {obj:#x} is not an object of this cache")
+        else:
+            in_sheaves.setdefault(page, set()).add(obj)
+
     total = 0
     for page in slabs:
         counters = pm[page * PM_STRIDE + PM_COUNTERS]
@@ -167,8 +180,15 @@ def validate_cache(cache: Any) -> list[str]:
         if on_partial != (state_of == "on the node partial list"):
             problems.append(f"slab {addr:#x}: PG_partial is {on_partial} but it is "
                             f"{state_of or 'on no list'}")
+        sheaved = in_sheaves.get(page, set())
+        if sheaved & set(free):
+            problems.append(f"slab {addr:#x}: {len(sheaved & set(free))} objects are both in a "
+                            "sheaf and on the slab's freelist")
+        if len(sheaved) > inuse:
+            problems.append(f"slab {addr:#x}: {len(sheaved)} objects in sheaves but inuse "
+                            f"{inuse}")
         if cache.checks:
-            listed = set(free) | set(on_cpu)
+            listed = set(free) | set(on_cpu) | sheaved
             for i in range(objects):
                 obj = addr + i * cache.size
                 sb = state[obj >> 3]

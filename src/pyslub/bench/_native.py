@@ -1,8 +1,9 @@
 """The timed loops of prototype-kernel's slab_bulk_test01/02/03, run inside the compiled core.
 
-Like the kernel modules, every loop calls the allocator's C-level functions directly
-(``KmemCache.slab_alloc_node``, ``do_slab_free``, ``kmem_cache_alloc_bulk``,
-``kmem_cache_free_bulk``), with no Python object touched between the two clock reads and the
+Like the kernel modules, every loop calls the allocator's C-level entry points directly
+(``kmem_cache_alloc``, ``kmem_cache_free``, ``kmem_cache_alloc_bulk_any``,
+``kmem_cache_free_bulk_any`` of sheaves.py: the sheaves of 6.18 / 7.0 caches, then the
+generation's slab paths), with no Python object touched between the two clock reads and the
 GIL released for the whole timed region (so loops in several threads run in parallel).  The
 calling thread's cpu (``Memory.on_cpu``, or the Memory's default policy) is looked up once
 before the clock starts.  These are the kernel's unchecked paths: the cache's Memory must have
@@ -34,8 +35,13 @@ else:
     from pyslub._prim import barrier, tsc_start, tsc_stop, wallclock_ns
     from pyslub.bench.jhash import jhash_8bytes
     from pyslub.bench.objhash import HASHSZ, OBJHASH_INITVAL, VMEMMAP_BASE
-    from pyslub.bulk import kmem_cache_alloc_bulk, kmem_cache_free_bulk
     from pyslub.cache import Cache
+    from pyslub.sheaves import (
+        kmem_cache_alloc,
+        kmem_cache_alloc_bulk_any,
+        kmem_cache_free,
+        kmem_cache_free_bulk_any,
+    )
     from pyslub.slab import KmemCache, cpu_rec, current_cpu, stats_rec, virt_to_head_page
 
     OBJHASH_SZ = HASHSZ
@@ -98,7 +104,7 @@ def my_kmem_cache_free_bulk(s: KmemCache, c: i64, st: i64, nr: i64,
     """``kmem_cache_free(s, p[i])`` per object: slab_free(s, virt_to_head_page(x), x, NULL, 1)."""
     i: i64
     for i in range(nr):
-        s.do_slab_free(c, st, virt_to_head_page(s, p[i]), p[i], 0, 1)
+        kmem_cache_free(s, c, st, virt_to_head_page(s, p[i]), p[i])
 
 
 @cython.cfunc
@@ -110,7 +116,7 @@ def my_kmem_cache_alloc_bulk(s: KmemCache, c: i64, st: i64, nr: i64,
     i: i64
     x: i64
     for i in range(nr):
-        x = s.slab_alloc_node(c, st)
+        x = kmem_cache_alloc(s, c, st)
         p[i] = x
         if x <= 0:
             my_kmem_cache_free_bulk(s, c, st, i, p)
@@ -171,11 +177,11 @@ def bench_fastpath_reuse(s: KmemCache, loops: i64) -> tuple:
         ns0 = wallclock_ns()
         t0 = tsc_start()
         for _i in range(loops):
-            obj = s.slab_alloc_node(c, st)
+            obj = kmem_cache_alloc(s, c, st)
             if obj <= 0:
                 break
             barrier()
-            s.do_slab_free(c, st, virt_to_head_page(s, obj), obj, 0, 1)
+            kmem_cache_free(s, c, st, virt_to_head_page(s, obj), obj)
             cnt += 1
         t1 = tsc_stop()
         ns1 = wallclock_ns()
@@ -226,10 +232,10 @@ def bench_bulk_quick_reuse(s: KmemCache, loops: i64, bulk: i64, strategy: cython
         ns0 = wallclock_ns()
         t0 = tsc_start()
         for _i in range(loops):
-            if kmem_cache_alloc_bulk(s, c, st, bulk, p) <= 0:
+            if kmem_cache_alloc_bulk_any(s, c, st, bulk, p) <= 0:
                 break
             barrier()
-            kmem_cache_free_bulk(s, c, st, bulk, p, strategy)
+            kmem_cache_free_bulk_any(s, c, st, bulk, p, strategy)
             cnt += bulk
         t1 = tsc_stop()
         ns1 = wallclock_ns()
@@ -435,7 +441,7 @@ def bench_test03(h: NativeObjHash, loops: i64, bulk: i64, modulo: i64, use_bulk:
         t0 = tsc_start()
         for _i in range(loops):
             if use_bulk:
-                ok = kmem_cache_alloc_bulk(s, c, st, bulk, p) > 0
+                ok = kmem_cache_alloc_bulk_any(s, c, st, bulk, p) > 0
             else:
                 ok = my__kmem_cache_alloc_bulk(s, c, st, bulk, p)
             if not ok:
@@ -446,7 +452,7 @@ def bench_test03(h: NativeObjHash, loops: i64, bulk: i64, modulo: i64, use_bulk:
             if not extract_bulk(h, p, bulk, modulo):
                 break
             if use_bulk:
-                kmem_cache_free_bulk(s, c, st, bulk, p, strategy)
+                kmem_cache_free_bulk_any(s, c, st, bulk, p, strategy)
             else:
                 my__kmem_cache_free_bulk(s, c, st, bulk, p)
             cnt += bulk

@@ -1,0 +1,96 @@
+# C-level declarations of the sheaf layer and the entry points of every generation (sheaves.py).
+from pyslub._layout cimport *
+from pyslub.slab cimport *
+from pyslub.bulk cimport kmem_cache_alloc_bulk, kmem_cache_free_bulk
+from pyslub._prim cimport gettid, spin_lock, spin_trylock, spin_unlock, mutex_lock, mutex_unlock
+
+cdef i64 alloc_empty_sheaf(KmemCache s, i64 st, i64 capacity) noexcept nogil
+cdef void free_empty_sheaf(KmemCache s, i64 st, i64 sh) noexcept nogil
+cdef i64 slab_alloc_objects(KmemCache s, i64 c, i64 st, i64 *p, i64 off, i64 n,
+                            bint handout) noexcept nogil
+cdef void slab_free_objects(KmemCache s, i64 c, i64 st, i64 *p, i64 off, i64 n,
+                            int strategy) noexcept nogil
+cdef bint refill_sheaf(KmemCache s, i64 c, i64 st, i64 sh) noexcept nogil
+cdef void sheaf_flush_unused(KmemCache s, i64 c, i64 st, i64 sh, int strategy) noexcept nogil
+cdef i64 sheaf_flush_main_batch(KmemCache s, i64 c, i64 st, int strategy) noexcept nogil
+cdef void sheaf_flush_main(KmemCache s, i64 c, i64 st, int strategy) noexcept nogil
+cdef bint sheaf_try_flush_main(KmemCache s, i64 c, i64 st, int strategy) noexcept nogil
+cdef i64 barn_get_empty_sheaf(KmemCache s, i64 st) noexcept nogil
+cdef void barn_put_empty_sheaf(KmemCache s, i64 st, i64 sh) noexcept nogil
+cdef void barn_put_full_sheaf(KmemCache s, i64 st, i64 sh) noexcept nogil
+cdef i64 barn_get_full_or_empty_sheaf(KmemCache s, i64 st) noexcept nogil
+cdef i64 barn_replace_empty_sheaf(KmemCache s, i64 st, i64 empty) noexcept nogil
+cdef i64 barn_replace_full_sheaf(KmemCache s, i64 st, i64 full) noexcept nogil
+cdef bint pcs_replace_empty_main(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef i64 alloc_from_pcs(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef void pcs_install_empty_sheaf(KmemCache s, i64 c, i64 st, i64 empty) noexcept nogil
+cdef bint pcs_replace_full_main(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef bint free_to_pcs(KmemCache s, i64 c, i64 st, i64 obj) noexcept nogil
+cdef i64 alloc_from_pcs_bulk(KmemCache s, i64 c, i64 st, i64 size, i64 *p) noexcept nogil
+cdef i64 give_back(KmemCache s, i64 c, i64 st, i64 *p, i64 n) noexcept nogil
+cdef void free_to_pcs_bulk(KmemCache s, i64 c, i64 st, i64 size, i64 *p,
+                           int strategy) noexcept nogil
+cdef void pcs_flush_all(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef void barn_shrink(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef i64 *_meta_base(KmemCache s) noexcept nogil
+cdef i64 alloc_bulk_sheaves(KmemCache s, i64 c, i64 st, i64 size, i64 *p) noexcept nogil
+
+
+cdef inline bint pcs_trylock(KmemCache s, i64 c) noexcept nogil:
+    """local_trylock(&s->cpu_sheaves->lock) of cpu record ``c``."""
+    return spin_trylock(&s.meta[c + C_LOCK], gettid())
+
+cdef inline void pcs_lock(KmemCache s, i64 c) noexcept nogil:
+    """local_lock(): the blocking variant (flushes)."""
+    spin_lock(&s.meta[c + C_LOCK], gettid())
+
+cdef inline void pcs_unlock(KmemCache s, i64 c) noexcept nogil:
+    spin_unlock(&s.meta[c + C_LOCK])
+
+cdef inline void barn_lock(KmemCache s, i64 st) noexcept nogil:
+    mutex_lock(&s.desc[s.d + B_LOCK], gettid())
+    stat(s, st, BARN_LOCK)
+
+cdef inline void barn_unlock(KmemCache s) noexcept nogil:
+    mutex_unlock(&s.desc[s.d + B_LOCK])
+
+
+# ---- entry points of every generation (inline: a cache without sheaves pays one branch) -----
+
+cdef inline i64 kmem_cache_alloc(KmemCache s, i64 c, i64 st) noexcept nogil:
+    """slab_alloc_node(): sheaves first when the cache has them, then the generation's slab
+    path.  An object, 0 (out of memory) or ERR_CORRUPT."""
+    cdef i64 obj
+    if s.sheaf_capacity:
+        obj = alloc_from_pcs(s, c, st)
+        if obj:
+            return obj
+    return s.slab_alloc_node(c, st)
+
+cdef inline void kmem_cache_free(KmemCache s, i64 c, i64 st, i64 page, i64 obj) noexcept nogil:
+    """slab_free(): sheaves first, then the slab (7.0 counts FREE_SLOWPATH for it)."""
+    if s.sheaf_capacity and free_to_pcs(s, c, st, obj):
+        return
+    if s.gen == GEN_V70:
+        s.slab_free70(st, page, obj, obj, 1)
+        stat(s, st, FREE_SLOWPATH)
+        return
+    s.do_slab_free(c, st, page, obj, 0, 1)
+
+cdef inline i64 kmem_cache_alloc_bulk_any(KmemCache s, i64 c, i64 st, i64 size,
+                                          i64 *p) noexcept nogil:
+    """kmem_cache_alloc_bulk() of every generation: all or nothing (size, 0, ERR_CORRUPT)."""
+    if not s.sheaf_capacity and s.gen != GEN_V70:
+        return kmem_cache_alloc_bulk(s, c, st, size, p)
+    return alloc_bulk_sheaves(s, c, st, size, p)
+
+cdef inline void kmem_cache_free_bulk_any(KmemCache s, i64 c, i64 st, i64 size, i64 *p,
+                                          int strategy) noexcept nogil:
+    """kmem_cache_free_bulk() of every generation; ``strategy`` is the detached-freelist
+    generation for whatever goes to slabs (everything, without sheaves)."""
+    if s.sheaf_capacity:
+        free_to_pcs_bulk(s, c, st, size, p, strategy)
+        return
+    kmem_cache_free_bulk(s, c, st, size, p, strategy)
+    if s.gen == GEN_V70:
+        stat_add(s, st, FREE_SLOWPATH, size)       # slab_free_bulk()
