@@ -26,6 +26,7 @@ if cython.compiled:
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled)
     from pyslub.bulk import check_bulk, kfree_bulk_lists, kfree_check
+    from pyslub.page_alloc import Segment
     from pyslub.sheaves import (
         barn_shrink,
         kmem_cache_alloc,
@@ -34,7 +35,6 @@ else:
         kmem_cache_free_bulk_any,
         pcs_flush_all,
     )
-    from pyslub.page_alloc import Segment
     from pyslub.slab import (
         INUSE_MASK,
         R_RPOS,

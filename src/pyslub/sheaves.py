@@ -43,8 +43,7 @@ import cython
 
 if not cython.compiled:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled)
-    from pyslub._prim import gettid, mutex_lock, mutex_unlock, spin_lock, spin_trylock
-    from pyslub._prim import spin_unlock
+    from pyslub._prim import gettid, mutex_lock, mutex_unlock, spin_lock, spin_trylock, spin_unlock
     from pyslub.bulk import kmem_cache_alloc_bulk, kmem_cache_free_bulk
     from pyslub.slab import (
         KmemCache,

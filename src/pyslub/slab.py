@@ -94,8 +94,6 @@ if cython.compiled:
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
     from pyslub._prim import (
-        spin_lock,
-        spin_unlock,
         cmpxchg,
         cmpxchg_double,
         fetch_add,
@@ -104,6 +102,8 @@ else:
         load_acquire,
         mutex_lock,
         mutex_unlock,
+        spin_lock,
+        spin_unlock,
         store_release,
         this_cpu_cmpxchg_double,
         tls_cpu,
