@@ -58,6 +58,7 @@ from pyslub._layout import (  # noqa: E402
     STAT_NAMES_618,
 )
 from pyslub.errors import SlabError  # noqa: E402
+from pyslub.sheaves import alloc_from_sheaf, prefill_sheaf, return_sheaf, sheaf_size  # noqa: E402
 from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL  # noqa: E402
 from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 
@@ -161,6 +162,11 @@ class Cache(KmemCache):
     def _check_alive(self):
         if self.desc[self.d + D_STATE] != DS_LIVE:
             raise SlabError(f"cache {self.name!r} was destroyed")
+
+    def _cpu_seat(self):
+        """(cpu record, counter block) of the calling thread."""
+        cs: i64 = current_cpu(self)
+        return cpu_rec(self, cs & 0xFFFFFFFF), stats_rec(self, cs & 0xFFFFFFFF, cs >> 32)
 
     def _after(self):
         """After an operation: turn what the core reported into Python objects."""
@@ -639,6 +645,12 @@ class Cache(KmemCache):
                     out.append(int(self.meta[sh + SH_OBJECTS + k]))
         return out
 
+    def prefill_sheaf(self, size):
+        """kmem_cache_prefill_sheaf(): a context manager holding a detached sheaf of at least
+        ``size`` objects for allocations that must not fail (``sheaf.alloc()``); on exit the
+        sheaf goes back (kmem_cache_return_sheaf).  MemoryError when it cannot be filled."""
+        return PrefilledSheaf(self, size)
+
     def sheaf_state(self):
         """The sheaves: per cpu (main size, spare size or None), the barn's full and empty
         counts, the capacity."""
@@ -687,8 +699,9 @@ class Cache(KmemCache):
         for kk in cpus:
             c = cpu_rec(self, kk)
             st = stats_rec(self, kk, seat)
-            if self.sheaf_capacity:               # flush_cpu_sheaves() first
-                pcs_flush_all(self, c, st)
+            if self.sheaf_capacity and (self.meta[c + C_SPARE] or   # has_pcs_used()
+                                        self.meta[self.meta[c + C_MAIN] + SH_SIZE]):
+                pcs_flush_all(self, c, st)        # flush_cpu_sheaves() first
             if self.gen != GEN_V70:
                 tid = cpu_claim(self, c, st)      # the kernel runs this on each cpu (IPI)
                 self.flush_cpu_claimed(c, st)
@@ -736,6 +749,52 @@ class Cache(KmemCache):
     def __repr__(self):
         return (f"<Cache {self.name!r} object_size={self.object_size} size={self.size} "
                 f"order={self.order} objs_per_slab={self.objects} slub={self.slub}>")
+
+
+class PrefilledSheaf:
+    """A sheaf of ``Cache.prefill_sheaf(size)``: ``alloc()`` pops an object (SlabError when
+    empty), ``size`` how many are left; returned when the ``with`` block ends."""
+
+    def __init__(self, cache, size):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        self.cache = cache
+        self.want = size
+        self.sh = 0
+
+    def __enter__(self):
+        s = self.cache
+        s._check_alive()
+        cs = s._cpu_seat()
+        self.sh = prefill_sheaf(s, cs[0], cs[1], self.want)
+        s._after()
+        if not self.sh:
+            raise MemoryError(f"cache {s.name!r}: cannot prefill a sheaf of {self.want}")
+        return self
+
+    @property
+    def size(self):
+        return sheaf_size(self.cache, self.sh) if self.sh else 0
+
+    def alloc(self):
+        """kmem_cache_alloc_from_sheaf()."""
+        if not self.sh:
+            raise SlabError("the sheaf was returned")
+        obj = alloc_from_sheaf(self.cache, self.sh)
+        if obj == 0:
+            raise SlabError(f"cache {self.cache.name!r}: the prefilled sheaf is empty")
+        if obj < 0:
+            raise self.cache._corrupt("alloc_from_sheaf")
+        return obj
+
+    def __exit__(self, *exc):
+        s = self.cache
+        if self.sh:
+            cs = s._cpu_seat()
+            return_sheaf(s, cs[0], cs[1], self.sh)
+            self.sh = 0
+            s._after()
+        return False
 
 
 def _tunable(name, value):

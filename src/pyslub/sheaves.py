@@ -229,8 +229,7 @@ def slab_free_objects(s: KmemCache, c: i64, st: i64, p: cython.p_longlong, off: 
     if cython.compiled:
         kmem_cache_free_bulk(s, c, st, n, cython.address(p[off]), strategy)
     else:
-        view = p[off:off + n]
-        kmem_cache_free_bulk(s, c, st, n, view, strategy)
+        kmem_cache_free_bulk(s, c, st, n, [p[i] for i in range(off, off + n)], strategy)
 
 
 @cython.cfunc
