@@ -121,9 +121,15 @@ cdef enum:
     C_PARTIAL = 3
     C_LOCK = 4
     C_MAIN = 5
-    C_SPARE = 6
-    C_OWNER = 7
+    C_BIAS = 6
+    C_INCS = 7
+    C_REVOKE = 8
+    C_SPARE = 9
+    C_OWNER = 10
+    C_LAST = 11
+    C_RUN = 12
     CPU_STRIDE = 16
+    REBIAS_RUN = 256
     SH_NEXT = 0
     SH_SIZE = 1
     SH_CAPACITY = 2
@@ -185,7 +191,8 @@ cdef enum:
     LIST_LOCK = 45
     LOCAL_LOCK = 46
     BARN_LOCK = 47
-    NR_STATS = 48
+    BIAS_REVOKE = 48
+    NR_STATS = 49
     DEACTIVATE_TO_HEAD_POS = 0
     DEACTIVATE_TO_TAIL_POS = 1
     BAD_NULL = -1
@@ -238,6 +245,7 @@ cdef extern from *:
     #define PYSLUB_FROZEN_BIT ((long long)0x80000000ULL)
     #define PYSLUB_PAGES_MASK ((long long)0xffffffffULL)
     #define PYSLUB_RECIPROCAL_HALF ((long long)0x80000000ULL)
+    #define PYSLUB_CLAIM_BIASED ((long long)0x2000000000000000ULL)
     #define PYSLUB_TID_BUSY ((long long)0x4000000000000000ULL)
     #define PYSLUB_OBJECT_POISON ((long long)0x80000000ULL)
     """
@@ -245,5 +253,6 @@ cdef extern from *:
     const i64 FROZEN_BIT "PYSLUB_FROZEN_BIT"
     const i64 PAGES_MASK "PYSLUB_PAGES_MASK"
     const i64 RECIPROCAL_HALF "PYSLUB_RECIPROCAL_HALF"
+    const i64 CLAIM_BIASED "PYSLUB_CLAIM_BIASED"
     const i64 TID_BUSY "PYSLUB_TID_BUSY"
     const i64 OBJECT_POISON "PYSLUB_OBJECT_POISON"

@@ -182,9 +182,16 @@ C_PAGE = 2           # page index of the cpu slab (0 = none)
 C_PARTIAL = 3        # page index of the first frozen cpu-partial slab (0 = none)
 C_LOCK = 4           # sheaves' local_trylock (spinlock word)
 C_MAIN = 5           # sheaves: main sheaf (meta word offset; never 0 while unlocked)
-C_SPARE = 6          # sheaves: spare sheaf (0 = none)
-C_OWNER = 7          # tid holding the TID_BUSY claim (diagnostics)
+C_BIAS = 6           # tid of the thread holding the record's bias (0: none)
+C_INCS = 7           # [bias owner] nesting depth of its current section (0: outside)
+C_REVOKE = 8         # 1: the bias is revoked or being revoked (shared mode)
+C_SPARE = 9          # sheaves: spare sheaf (0 = none)
+C_OWNER = 10         # tid holding the TID_BUSY claim (diagnostics)
+C_LAST = 11          # shared mode: the last thread that took the record, and ...
+C_RUN = 12           # ... how many times in a row (a long run re-biases the record)
 CPU_STRIDE = 16      # 128 bytes: no two cpus share a cache line (or its adjacent-line prefetch)
+REBIAS_RUN = 256     # consecutive same-thread acquisitions that re-bias a shared record
+CLAIM_BIASED = 1 << 61   # cpu_claim()'s result: the section is a biased one (no atomics)
 # tid: cpu + n * TID_STEP, TID_STEP = roundup_pow_of_two(nr_cpus) (CONFIG_PREEMPT); bit 62 set
 # while a thread of the cpu is inside a section the kernel would run with IRQs disabled.
 TID_BUSY = 1 << 62
@@ -257,7 +264,8 @@ CMPXCHG_DOUBLE_SLAB = 44  # cmpxchg_double_slab attempts (a slab's (freelist, co
 LIST_LOCK = 45            # n->list_lock acquisitions
 LOCAL_LOCK = 46           # per-cpu lock acquisitions (the cpu claim of v4.4, the sheaves lock)
 BARN_LOCK = 47            # barn lock acquisitions
-NR_STATS = 48             # words per (cpu, seat) block
+BIAS_REVOKE = 48          # biases this thread revoked (another thread had the cpu record)
+NR_STATS = 49             # words per (cpu, seat) block
 
 # deactivate_slab() / add_partial() placement
 DEACTIVATE_TO_HEAD_POS = 0
@@ -351,7 +359,7 @@ STAT_NAMES_70 = (
     "sheaf_return_fast", "sheaf_return_slow",
 )
 EXTRA_STAT_NAMES = ("cmpxchg_double_cpu", "cmpxchg_double_slab", "list_lock", "local_lock",
-                    "barn_lock")
+                    "barn_lock", "bias_revoke")
 NR_SLUB_STAT_ITEMS = 26   # v4.4's (len(STAT_NAMES))
 
 FREE_BULK_STRATEGIES = ("fallback", "bulk-v2", "detached", "lookahead-fwd", "lookahead", "swap")

@@ -4,6 +4,8 @@
  * operation under one lock per Memory, so the twins are plain loads and stores).  Everything
  * above them is one source for both.
  *
+ *   biased locks   pyslub_membarrier(): the slow side of a biased cpu record, which its one
+ *                  user then updates with plain stores, no atomic (slab.py's header)
  *   pair swaps     pyslub_cmpxchg_double()       cmpxchg_double_slab(): LOCKed cmpxchg16b on a
  *                                                slab's (freelist, counters)
  *                  pyslub_this_cpu_cmpxchg_double() this_cpu_cmpxchg_double() on a cpu's
@@ -86,6 +88,7 @@ static inline unsigned long long pyslub_tsc_start(void)
 #endif
 #define pyslub_this_cpu_cmpxchg_double pyslub_cmpxchg_double
 
+
 static inline unsigned long long pyslub_wallclock_ns(void)
 {
     struct timespec ts;
@@ -118,7 +121,10 @@ static inline void pyslub_store_release(long long *p, long long v)
 }
 
 /* ---- thread identity ------------------------------------------------------------------------ */
-static __thread long long pyslub_tid_cache;
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call per read (the module is
+ * dlopen'ed, but these 32 bytes fit glibc's static TLS surplus). */
+#define PYSLUB_TLS __thread __attribute__((tls_model("initial-exec")))
+static PYSLUB_TLS long long pyslub_tid_cache;
 static int pyslub_tid_atfork;
 
 /* A forked child inherits the parent thread's TLS: forget the cached tid. */
@@ -157,13 +163,43 @@ static inline int pyslub_alive(long long id)
  * token: the Memory whose binding this is (Memory tokens are never reused), cpu, seat.  Filled
  * by pyslub.memory from its per-thread records; read on every operation. */
 struct pyslub_tbind { long long token; long long cpu; long long seat; };
-static __thread struct pyslub_tbind pyslub_tls;
+static PYSLUB_TLS struct pyslub_tbind pyslub_tls;
 static inline long long pyslub_tls_token(void) { return pyslub_tls.token; }
 static inline long long pyslub_tls_cpu(void) { return pyslub_tls.cpu; }
 static inline long long pyslub_tls_seat(void) { return pyslub_tls.seat; }
 static inline void pyslub_tls_set(long long token, long long cpu, long long seat)
 {
     pyslub_tls.token = token; pyslub_tls.cpu = cpu; pyslub_tls.seat = seat;
+}
+
+/* ---- membarrier: the slow side of a biased (asymmetric) lock --------------------------------
+ * A cpu record's bias owner enters a section with plain stores (in_cs = 1; compiler barrier;
+ * check revoke).  A thread revoking it stores revoke = 1, then membarrier(): every running
+ * thread of the process (GLOBAL: of every registered process) has executed a full barrier
+ * since, so either the owner saw revoke, or the revoker sees in_cs (and waits for 0). */
+#include <linux/membarrier.h>
+static int pyslub_mb_ok = -1;
+static inline long pyslub_membarrier_cmd(int cmd)
+{
+    return syscall(__NR_membarrier, cmd, 0, 0);
+}
+/* Register this process for private (and global) expedited barriers; 1 when usable. */
+static inline int pyslub_membarrier_init(void)
+{
+    if (pyslub_mb_ok < 0) {
+        long q = pyslub_membarrier_cmd(MEMBARRIER_CMD_QUERY);
+        pyslub_mb_ok = q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+            && pyslub_membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+        if (pyslub_mb_ok && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED))
+            pyslub_membarrier_cmd(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+    }
+    return pyslub_mb_ok;
+}
+static inline void pyslub_membarrier(int global)
+{
+    if (pyslub_membarrier_cmd(global ? MEMBARRIER_CMD_GLOBAL_EXPEDITED
+                                     : MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);   /* unreachable once init succeeded */
 }
 
 /* ---- spinlock: the per-cpu local lock ---------------------------------------------------------

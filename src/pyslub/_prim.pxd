@@ -5,6 +5,8 @@ cdef extern from "_prim.h" nogil:
     bint cmpxchg_double "pyslub_cmpxchg_double"(i64 *p, i64 o1, i64 o2, i64 n1, i64 n2)
     bint this_cpu_cmpxchg_double "pyslub_this_cpu_cmpxchg_double"(i64 *p, i64 o1, i64 o2,
                                                                    i64 n1, i64 n2)
+    bint membarrier_init "pyslub_membarrier_init"()
+    void membarrier "pyslub_membarrier"(int glob)
     bint cmpxchg "pyslub_cmpxchg"(i64 *p, i64 o, i64 n)
     i64 xchg "pyslub_xchg"(i64 *p, i64 v)
     i64 fetch_add "pyslub_fetch_add"(i64 *p, i64 v)

@@ -485,7 +485,9 @@ class Cache(KmemCache):
                     self.meta[base + i] = 0
 
     def cpu_state(self, cpu):
-        """kmem_cache_cpu of ``cpu``: freelist, tid, page (slab address) and partial slabs."""
+        """kmem_cache_cpu of ``cpu``: freelist, tid, page (slab address) and partial slabs, and
+        ``bias``: the native thread id (``threading.get_native_id()``) of the thread the record
+        is biased to, 0 when it is in shared (locked) mode."""
         if not (isinstance(cpu, int) and 0 <= cpu < self.nr_cpus):
             raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
         c: i64 = cpu_rec(self, cpu)
@@ -497,7 +499,8 @@ class Cache(KmemCache):
         page = self.meta[c + C_PAGE]
         return {"freelist": int(self.meta[c + C_FREELIST]),
                 "tid": int(self.meta[c + C_TID] & ~TID_BUSY),
-                "page": page_addr(page) if page else 0, "partial": partial}
+                "page": page_addr(page) if page else 0, "partial": partial,
+                "bias": int(self.meta[c + C_BIAS])}
 
     @property
     def nr_slabs(self):

@@ -36,16 +36,41 @@ cdef i64 *_meta_base(KmemCache s) noexcept nogil
 cdef i64 alloc_bulk_sheaves(KmemCache s, i64 c, i64 st, i64 size, i64 *p) noexcept nogil
 
 
-cdef inline bint pcs_trylock(KmemCache s, i64 c) noexcept nogil:
-    """local_trylock(&s->cpu_sheaves->lock) of cpu record ``c``."""
-    return spin_trylock(&s.meta[c + C_LOCK], gettid())
+cdef inline bint pcs_trylock(KmemCache s, i64 c, i64 st) noexcept nogil:
+    """local_trylock(&s->cpu_sheaves->lock) of cpu record ``c``: free for the record's bias
+    owner (the kernel's !RT local_trylock only disables preemption); else a trylock of the lock
+    word, then a bias another thread holds is revoked (it may be inside a section)."""
+    cdef i64 me = gettid()
+    cdef i64 b
+    if s.bias and bias_enter(s, c, me):
+        return True
+    if not spin_trylock(&s.meta[c + C_LOCK], me):
+        return False
+    b = s.meta[c + C_BIAS]
+    if b != 0 and b != me:
+        bias_revoke(s, c, st)
+    elif s.bias and b == 0:
+        try_rebias(s, c, me)
+    return True
 
-cdef inline void pcs_lock(KmemCache s, i64 c) noexcept nogil:
+cdef inline void pcs_lock(KmemCache s, i64 c, i64 st) noexcept nogil:
     """local_lock(): the blocking variant (flushes)."""
-    spin_lock(&s.meta[c + C_LOCK], gettid())
+    cdef i64 me = gettid()
+    cdef i64 b
+    if s.bias and bias_enter(s, c, me):
+        return
+    spin_lock(&s.meta[c + C_LOCK], me)
+    b = s.meta[c + C_BIAS]
+    if b != 0 and b != me:
+        bias_revoke(s, c, st)
 
 cdef inline void pcs_unlock(KmemCache s, i64 c) noexcept nogil:
-    spin_unlock(&s.meta[c + C_LOCK])
+    """A biased hold is the owner's (bias == me and a section open); anything else holds the
+    lock word (never both: an owner inside its section always re-enters biased)."""
+    if s.meta[c + C_INCS] and s.meta[c + C_BIAS] == gettid():
+        bias_exit(s, c)
+    else:
+        spin_unlock(&s.meta[c + C_LOCK])
 
 cdef inline void barn_lock(KmemCache s, i64 st) noexcept nogil:
     mutex_lock(&s.desc[s.d + B_LOCK], gettid())

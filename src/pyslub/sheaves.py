@@ -55,10 +55,10 @@ if not cython.compiled:
     )
 
 
-    def pcs_trylock(s, c):
+    def pcs_trylock(s, c, st):
         return spin_trylock(s.meta, c + C_LOCK, gettid())
 
-    def pcs_lock(s, c):
+    def pcs_lock(s, c, st):
         spin_lock(s.meta, c + C_LOCK, gettid())
 
     def pcs_unlock(s, c):
@@ -309,7 +309,7 @@ def sheaf_flush_main(s: KmemCache, c: i64, st: i64, strategy: cython.int) -> cyt
     """sheaf_flush_main(): empty main completely (the blocking local_lock each batch)."""
     remaining: i64 = 1
     while remaining:
-        pcs_lock(s, c)
+        pcs_lock(s, c, st)
         stat(s, st, LOCAL_LOCK)
         remaining = sheaf_flush_main_batch(s, c, st, strategy)     # returns unlocked
 
@@ -321,7 +321,7 @@ def sheaf_try_flush_main(s: KmemCache, c: i64, st: i64, strategy: cython.int) ->
     """sheaf_try_flush_main(): the same with trylocks; True if anything was flushed."""
     flushed: cython.bint = False
     while True:
-        if not pcs_trylock(s, c):
+        if not pcs_trylock(s, c, st):
             return flushed
         stat(s, st, LOCAL_LOCK)
         flushed = True
@@ -477,7 +477,7 @@ def pcs_replace_empty_main(s: KmemCache, c: i64, st: i64) -> cython.bint:
         free_empty_sheaf(s, st, empty)
         return False
     full = empty
-    if not pcs_trylock(s, c):
+    if not pcs_trylock(s, c, st):
         barn_put_full_sheaf(s, st, full)
         stat(s, st, BARN_PUT)
         return False
@@ -509,7 +509,7 @@ def pcs_replace_empty_main(s: KmemCache, c: i64, st: i64) -> cython.bint:
 def alloc_from_pcs(s: KmemCache, c: i64, st: i64) -> i64:
     """alloc_from_pcs(): pop main's top object under the cpu's local_trylock; 0 when the lock
     is taken or no sheaf can be made usable (the caller takes the slab path), ERR_CORRUPT."""
-    if not pcs_trylock(s, c):
+    if not pcs_trylock(s, c, st):
         return 0
     stat(s, st, LOCAL_LOCK)
     main: i64 = s.meta[c + C_MAIN]
@@ -601,13 +601,13 @@ def pcs_replace_full_main(s: KmemCache, c: i64, st: i64) -> cython.bint:
                     stat(s, st, BARN_PUT_FAIL)
                 if not sheaf_try_flush_main(s, c, st, strategy):
                     return False
-                if not pcs_trylock(s, c):
+                if not pcs_trylock(s, c, st):
                     return False
                 stat(s, st, LOCAL_LOCK)
                 if s.meta[s.meta[c + C_MAIN] + SH_SIZE] == cap:
                     continue                   # refilled meanwhile: restart
                 return True
-        if not pcs_trylock(s, c):              # got_empty:
+        if not pcs_trylock(s, c, st):              # got_empty:
             barn_put_empty_sheaf(s, st, empty)
             return False
         stat(s, st, LOCAL_LOCK)
@@ -620,7 +620,7 @@ def pcs_replace_full_main(s: KmemCache, c: i64, st: i64) -> cython.bint:
 @cython.exceptval(check=False)
 def free_to_pcs(s: KmemCache, c: i64, st: i64, obj: i64) -> cython.bint:
     """free_to_pcs(): push onto main under the local_trylock; False: take the slab path."""
-    if not pcs_trylock(s, c):
+    if not pcs_trylock(s, c, st):
         return False
     stat(s, st, LOCAL_LOCK)
     main: i64 = s.meta[c + C_MAIN]
@@ -658,7 +658,7 @@ def alloc_from_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64,
     k: i64
     obj: i64
     while got < size:
-        if not pcs_trylock(s, c):
+        if not pcs_trylock(s, c, st):
             break
         stat(s, st, LOCAL_LOCK)
         main = s.meta[c + C_MAIN]
@@ -729,7 +729,7 @@ def free_to_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64, p: cython.p_longl
     i: i64
     msize: i64
     while done < size:
-        if not pcs_trylock(s, c):
+        if not pcs_trylock(s, c, st):
             break                              # fallback
         stat(s, st, LOCAL_LOCK)
         main = s.meta[c + C_MAIN]
@@ -813,7 +813,7 @@ def pcs_flush_all(s: KmemCache, c: i64, st: i64) -> cython.void:
     if not s.sheaf_capacity:
         return
     strategy: cython.int = s.desc[s.d + D_FB_STRATEGY]
-    pcs_lock(s, c)
+    pcs_lock(s, c, st)
     stat(s, st, LOCAL_LOCK)
     spare: i64 = s.meta[c + C_SPARE]
     s.meta[c + C_SPARE] = 0
@@ -884,7 +884,7 @@ def prefill_sheaf(s: KmemCache, c: i64, st: i64, size: i64) -> i64:
             return 0
         s.meta[sh + SH_SIZE] = size
         return sh
-    pcs_lock(s, c)
+    pcs_lock(s, c, st)
     stat(s, st, LOCAL_LOCK)
     sh = s.meta[c + C_SPARE]
     if sh:
@@ -929,7 +929,7 @@ def return_sheaf(s: KmemCache, c: i64, st: i64, sh: i64) -> None:
         sheaf_flush_unused(s, c, st, sh, strategy)
         free_empty_sheaf(s, st, sh)
         return
-    pcs_lock(s, c)
+    pcs_lock(s, c, st)
     stat(s, st, LOCAL_LOCK)
     if s.meta[c + C_SPARE] == 0:
         s.meta[c + C_SPARE] = sh

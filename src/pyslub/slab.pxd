@@ -1,7 +1,8 @@
 # C-level declaration of the slab core (slab.py).  Fields are commented where they are declared;
 # the invariants and the lock order are in slab.py's header.
 from pyslub._layout cimport *
-from pyslub._prim cimport (cmpxchg_double, this_cpu_cmpxchg_double, cmpxchg, fetch_add,
+from pyslub._prim cimport (cmpxchg_double, this_cpu_cmpxchg_double,
+                           membarrier, cmpxchg, fetch_add,
                            load_acquire, store_release, cpu_relax, barrier, mutex_lock,
                            mutex_unlock, spin_lock, spin_unlock, gettid)
 from pyslub.page_alloc cimport Segment
@@ -40,6 +41,7 @@ cdef class KmemCache:
     cdef i64 tid_step                 # TID_STEP = roundup_pow_of_two(nr_cpus)
     cdef readonly bint debug          # kmem_cache_debug(s)
     cdef readonly bint checks         # MEM_CHECKS: object state checked on every alloc/free
+    cdef readonly bint bias           # biased cpu records (membarrier available, compiled)
     # --- observation (process-local) -----------------------------------------------------------
     cdef i64 observe                  # EV_* mask of events recorded into ring
     cdef object recorders             # record_frees() collectors (list), drained after each op
@@ -205,30 +207,77 @@ cdef inline bint this_cpu_cmpxchg(KmemCache s, i64 st, i64 c, i64 old_fl, i64 ol
     stat(s, st, CMPXCHG_DOUBLE_CPU)
     return this_cpu_cmpxchg_double(&s.meta[c + C_FREELIST], old_fl, old_tid, new_fl, new_tid)
 
+cdef inline void this_cpu_write_owned(KmemCache s, i64 st, i64 c, i64 new_fl,
+                                      i64 new_tid) noexcept nogil:
+    """this_cpu_cmpxchg_double() by the record's bias owner: two plain stores, tid last.
+    Deviation: the kernel's unlocked cmpxchg16b only guards against an interrupt on its own
+    cpu between the reads and the write; a biased section has no such interrupter (any other
+    thread revokes the bias first and waits for the section to end, bias_revoke), so the
+    swap cannot fail and is written directly.  Counted as the swap it stands for."""
+    stat(s, st, CMPXCHG_DOUBLE_CPU)
+    s.meta[c + C_FREELIST] = new_fl
+    s.meta[c + C_TID] = new_tid
+
 cdef inline i64 read_tid(KmemCache s, i64 c) noexcept nogil:
     """c.tid, read before c.freelist and c.page (an acquire load: the kernel's barrier())."""
     return load_acquire(&s.meta[c + C_TID])
 
+cdef inline bint bias_enter(KmemCache s, i64 c, i64 me) noexcept nogil:
+    """Enter a section of cpu record ``c`` as its bias owner: True when the calling thread
+    holds the record's bias and no revocation is pending; it then uses the record with plain
+    loads and stores (no other thread touches it) until bias_exit().  Sections nest."""
+    if s.meta[c + C_BIAS] != me:
+        return False
+    cdef i64 depth = s.meta[c + C_INCS]
+    if depth:
+        s.meta[c + C_INCS] = depth + 1
+        return True
+    s.meta[c + C_INCS] = 1
+    barrier()                     # store, then load: the revoker's membarrier() fences the cpu
+    if s.meta[c + C_REVOKE] == 0:
+        return True
+    store_release(&s.meta[c + C_INCS], 0)
+    return False
+
+cdef inline void bias_exit(KmemCache s, i64 c) noexcept nogil:
+    store_release(&s.meta[c + C_INCS], s.meta[c + C_INCS] - 1)
+
 cdef inline i64 cpu_claim(KmemCache s, i64 c, i64 st) noexcept nogil:
-    """Enter a section the kernel runs with IRQs disabled on this cpu ("local_irq_disable"):
-    set TID_BUSY in c.tid with one pair swap.  Until cpu_release() no fast path of this cpu can
-    succeed (their swaps expect a tid without TID_BUSY) and no other thread enters such a
-    section of this cpu.  Returns the tid found (without TID_BUSY)."""
-    cdef i64 tid, fl
+    """Enter a section the kernel runs with IRQs disabled on this cpu ("local_irq_disable").
+
+    The record's bias owner just enters (bias_enter: no atomic).  Any other thread sets
+    TID_BUSY in c.tid with one pair swap, after revoking a bias another thread holds: until
+    cpu_release() no fast path of this cpu can succeed (their swaps expect a tid without
+    TID_BUSY) and no other thread enters such a section of this cpu.  Returns the tid found
+    (without TID_BUSY), or'ed with CLAIM_BIASED for a biased section."""
+    cdef i64 tid, fl, b
+    cdef i64 me = gettid()
     cdef int spins = 0
+    stat(s, st, LOCAL_LOCK)
+    if s.bias and bias_enter(s, c, me):
+        return s.meta[c + C_TID] | CLAIM_BIASED
     while True:
         tid = read_tid(s, c)
         if not (tid & TID_BUSY):
+            b = s.meta[c + C_BIAS]              # read after a tid without TID_BUSY: a bias is
+            if b != 0 and b != me:              # only ever taken with TID_BUSY set
+                bias_revoke(s, c, st)
+                continue
             fl = s.meta[c + C_FREELIST]
             if this_cpu_cmpxchg_double(&s.meta[c + C_FREELIST], fl, tid, fl, tid | TID_BUSY):
-                stat(s, st, LOCAL_LOCK)
-                s.meta[c + C_OWNER] = gettid()
+                s.meta[c + C_OWNER] = me
+                if s.bias and s.meta[c + C_BIAS] == 0:
+                    try_rebias(s, c, me)
                 return tid
         spins = wait_busy(spins)
 
 cdef inline void cpu_release(KmemCache s, i64 c, i64 tid) noexcept nogil:
     """Leave the section ("local_irq_enable"): publish everything written meanwhile, then a new
     tid, so that fast paths which read the old one fail and retry."""
+    if tid & CLAIM_BIASED:
+        s.meta[c + C_TID] = next_tid(s, tid & ~CLAIM_BIASED)
+        bias_exit(s, c)
+        return
     s.meta[c + C_OWNER] = 0
     store_release(&s.meta[c + C_TID], next_tid(s, tid))
 
@@ -295,6 +344,8 @@ cdef inline i64 stats_rec(KmemCache s, i64 cpu, i64 seat) noexcept nogil:
     return -st if seat == SHARED_SEAT else st
 
 cdef i64 current_cpu(KmemCache s) except -1
+cdef void bias_revoke(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef void try_rebias(KmemCache s, i64 c, i64 me) noexcept nogil
 
 cdef inline void _registry_lock(Segment seg) noexcept:
     mutex_lock(&seg.hdr[H_REG_LOCK], gettid())

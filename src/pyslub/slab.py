@@ -28,6 +28,20 @@ preemption is to the kernel.  So:
   shape, with the kernel's tid protocol doing the work;
 * ``list_lock`` is a futex mutex in the cache descriptor; the page allocators have their own.
 
+Biased cpu records (the common case costs no atomic)
+----------------------------------------------------
+Most cpu records are only ever used by one thread (a thread per cpu).  The first thread to claim
+a record that was never shared takes its *bias* (``c.bias`` = its tid, set only while it holds
+TID_BUSY or the pcs lock).  The bias owner then enters its sections with plain stores --
+``c.incs`` = 1, compiler barrier, ``c.revoke`` still 0? -- and swaps (c.freelist, c.tid) with two
+plain stores (``this_cpu_write_owned``): in effect the kernel's unlocked this_cpu ops, with no
+interrupter.  Any other thread that reaches the record revokes first (``bias_revoke``): it stores
+``c.revoke`` = 1, runs ``membarrier()`` (every running thread of the process passes a full barrier,
+so the owner either sees the request or its section is visible), waits for ``c.incs`` = 0, clears
+the bias; from then on everybody uses the locked protocol.  An owner that takes the record
+REBIAS_RUN times in a row after the others left gets the bias back.  Without membarrier (old
+kernels, uncompiled mode) nothing is biased.
+
 Lock order
 ----------
   1. cpu claim (TID_BUSY in c.tid) -- at most one cpu at a time, except flushes of every cpu
@@ -43,7 +57,9 @@ What protects what
   cpu freelist).  ``frozen`` = owned by a cpu (its cpu slab, or on its cpu partial list in
   v4.4); a frozen slab is on no node list and list management leaves it alone.
 * ``c.freelist``, ``c.tid``: changed only by a successful ``this_cpu_cmpxchg`` (fast paths) or
-  by the thread holding the cpu's claim.  ``c.page``, ``c.partial``: only under the claim.  All
+  by the thread holding the cpu's claim (a biased section counts as the claim).  ``c.page``,
+  ``c.partial``: only under the claim.  ``c.bias``: set under the claim, cleared by a revoker
+  after the owner's section ended.  All
   objects on ``c.freelist`` belong to ``c.page``.
 * ``n.partial``, ``n.nr_partial``, ``n.full``, PG_PARTIAL and the list links of slabs on them:
   ``list_lock``.  ``nr_slabs``, ``total_objects``: atomic adds.
@@ -81,8 +97,8 @@ Deviations from the kernel (each also noted where it happens)
   lists, every free through the locked slow path, one object per slow-path allocation, the full
   list kept for U); F's checks for invalid pointers and double frees are done, and P fills new
   slabs with POISON_INUSE.
-* pyslub counts five extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
-  local_lock, barn_lock).
+* pyslub counts six extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
+  local_lock, barn_lock, bias_revoke).
 """
 
 import threading
@@ -90,7 +106,14 @@ import threading
 import cython
 
 if cython.compiled:
-    from cython.cimports.pyslub._prim import getcpu, tls_cpu, tls_seat, tls_set, tls_token
+    from cython.cimports.pyslub._prim import (
+        getcpu,
+        membarrier_init,
+        tls_cpu,
+        tls_seat,
+        tls_set,
+        tls_token,
+    )
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
     from pyslub._prim import (
@@ -100,6 +123,8 @@ else:
         getcpu,
         gettid,
         load_acquire,
+        membarrier,
+        membarrier_init,
         mutex_lock,
         mutex_unlock,
         spin_lock,
@@ -216,6 +241,17 @@ else:
     def read_tid(s, c):
         return load_acquire(s.meta, c + C_TID)
 
+    def this_cpu_write_owned(s, st, c, new_fl, new_tid):
+        stat(s, st, CMPXCHG_DOUBLE_CPU)
+        s.meta[c + C_FREELIST] = new_fl
+        s.meta[c + C_TID] = new_tid
+
+    def bias_enter(s, c, me):
+        return False            # uncompiled: no biased records (s.bias is False)
+
+    def bias_exit(s, c):
+        pass
+
     def cpu_claim(s, c, st):
         # uncompiled, every public operation runs alone (pyslub.memory): nothing can hold it
         tid = read_tid(s, c)
@@ -260,6 +296,10 @@ else:
         return -st if seat == SHARED_SEAT else st
 
 from pyslub.sizing import reciprocal_value  # noqa: E402
+
+# Biased cpu records need membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED); without it (an old
+# kernel, a seccomp filter, or uncompiled) every record stays in shared mode.
+BIAS_OK = bool(membarrier_init())
 
 # the branch a __slab_free call took (probe records), by PROBE_* code
 PROBE_CASES = {PROBE_FROZEN: "frozen", PROBE_CPU_PARTIAL: "cpu_partial",
@@ -503,6 +543,8 @@ def lock_all(seg: Segment, caches: list) -> None:
     for s in caches:
         for k in range(s.nr_cpus):
             c = cpu_rec(s, k)
+            if s.meta[c + C_BIAS]:              # nobody runs biased across a fork
+                bias_revoke(s, c, stats_rec(s, k, SHARED_SEAT))
             if cython.compiled:                 # the sheaves' local lock
                 spin_lock(cython.address(s.meta[c + C_LOCK]), gettid())
             else:
@@ -562,6 +604,46 @@ def unlock_all(seg: Segment, caches: list) -> None:
     unlock_registry(seg)
 
 
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def bias_revoke(s: "KmemCache", c: i64, st: i64) -> cython.void:
+    """Take cpu record ``c``'s bias away from the thread holding it (which is not us): ask
+    (C_REVOKE), make sure it saw the request or we see its section (membarrier), wait for the
+    section to end, then the record is in shared mode.  A bias owner never waits inside a
+    section for anything that waits for a revocation: revocations happen only at the first
+    lock of the lock order."""
+    spins: cython.int = 0
+    s.meta[c + C_REVOKE] = 1
+    if cython.compiled:
+        membarrier(s.seg.shared)
+        while load_acquire(cython.address(s.meta[c + C_INCS])) != 0:
+            spins = wait_busy(spins)
+    s.meta[c + C_BIAS] = 0
+    stat(s, st, BIAS_REVOKE)
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def try_rebias(s: "KmemCache", c: i64, me: i64) -> cython.void:
+    """With cpu record ``c`` claimed (or its pcs lock held) and no bias on it: give the caller
+    the bias if the record was never shared, or if the caller has taken it REBIAS_RUN times in
+    a row since (a thread that outlived the others on its cpu)."""
+    if s.meta[c + C_REVOKE] == 0:
+        s.meta[c + C_BIAS] = me
+        return
+    if s.meta[c + C_LAST] == me:
+        s.meta[c + C_RUN] += 1
+    else:
+        s.meta[c + C_LAST] = me
+        s.meta[c + C_RUN] = 0
+    if s.meta[c + C_RUN] >= REBIAS_RUN:
+        s.meta[c + C_RUN] = 0
+        s.meta[c + C_BIAS] = me
+        s.meta[c + C_REVOKE] = 0
+
+
 def _roundup_pow_of_two(n):
     p = 1
     while p < n:
@@ -608,6 +690,7 @@ class KmemCache:
         self.nr_cpus = seg.nr_cpus
         self.tid_step = seg.hdr[H_TID_STEP]
         self.checks = bool(seg.hdr[H_FLAGS] & MEM_CHECKS)
+        self.bias = BIAS_OK
         self.cpu_base = self.desc[d + D_CPU_OFF]
         self.stats_base = self.desc[d + D_STATS_OFF]
         self.observe = 0
@@ -819,11 +902,36 @@ class KmemCache:
         obj: i64
         page: i64
         nxt: i64
+        b: i64
         spins: cython.int = 0
+        me: i64 = gettid()
+        if self.bias and bias_enter(self, c, me):   # the record is ours: nobody else touches it
+            obj = self.meta[c + C_FREELIST]
+            page = self.meta[c + C_PAGE]
+            if obj:
+                nxt = self.words[(obj + self.offset) >> 3]
+                if not (bad_freepointer(self, nxt, page << PAGE_SHIFT,
+                                        page_objects(self, page) * self.size)
+                        or (self.checks and self.state[obj >> 3] != OBJ_FREE)):
+                    tid = self.meta[c + C_TID]
+                    this_cpu_write_owned(self, st, c, nxt, next_tid(self, tid))
+                    if self.checks:
+                        self.state[obj >> 3] = OBJ_LIVE
+                    bias_exit(self, c)
+                    stat(self, st, ALLOC_FASTPATH)
+                    return obj
+            obj = self.slab_alloc(c, st)            # (its claim nests in our section)
+            bias_exit(self, c)
+            stat(self, st, ALLOC_SLOWPATH)
+            return obj
         while True:
             tid = read_tid(self, c)                 # acquire: before freelist and page
             if tid & TID_BUSY:                      # another thread of this cpu is "IRQ-off"
                 spins = wait_busy(spins)
+                continue
+            b = self.meta[c + C_BIAS]
+            if b != 0 and b != me:                  # another thread holds the record's bias
+                bias_revoke(self, c, st)
                 continue
             obj = self.meta[c + C_FREELIST]
             page = self.meta[c + C_PAGE]
@@ -1188,10 +1296,28 @@ class KmemCache:
         if self.gen == GEN_V70:                     # no cpu slab: __slab_free, always
             self.slab_free70(st, page, head, tail_obj, cnt)
             return
+        b: i64
+        me: i64 = gettid()
+        if self.bias and bias_enter(self, c, me):
+            if page == self.meta[c + C_PAGE]:
+                fl = self.meta[c + C_FREELIST]
+                tid = self.meta[c + C_TID]
+                set_freepointer(self, tail_obj, fl)
+                this_cpu_write_owned(self, st, c, head, next_tid(self, tid))
+                bias_exit(self, c)
+                stat(self, st, FREE_FASTPATH)
+                return
+            bias_exit(self, c)                      # __slab_free runs outside the section
+            self.slab_free_slowpath(c, st, page, head, tail_obj, cnt)
+            return
         while True:
             tid = read_tid(self, c)
             if tid & TID_BUSY:
                 spins = wait_busy(spins)
+                continue
+            b = self.meta[c + C_BIAS]
+            if b != 0 and b != me:
+                bias_revoke(self, c, st)
                 continue
             if page == self.meta[c + C_PAGE]:
                 fl = self.meta[c + C_FREELIST]

@@ -242,6 +242,47 @@ def bench_bulk_quick_reuse(s: KmemCache, loops: i64, bulk: i64, strategy: cython
     return cnt, t0, t1, ns0, ns1
 
 
+def bench_alloc_free_order(s: KmemCache, loops: i64, n: i64, objs: object,
+                           order: object) -> tuple:
+    """The 6.18 sheaves cover letter's microbenchmark: ``loops`` times, allocate ``n`` objects
+    one by one (kmem_cache_alloc), then free them one by one (kmem_cache_free) in the order
+    ``order`` (a permutation of 0..n-1: identity = FIFO, or shuffled).  Counts objects."""
+    cs: i64 = cpu_of(s)
+    c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
+    st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
+    p: cython.p_longlong = words_of(objs)
+    o: cython.p_longlong = words_of(order)
+    cnt: i64 = 0
+    _i: i64
+    j: i64
+    x: i64
+    ok: cython.bint = True
+    ns0: cython.ulonglong
+    t0: cython.ulonglong
+    t1: cython.ulonglong
+    ns1: cython.ulonglong
+    with cython.nogil:
+        ns0 = wallclock_ns()
+        t0 = tsc_start()
+        for _i in range(loops):
+            for j in range(n):
+                x = kmem_cache_alloc(s, c, st)
+                if x <= 0:
+                    ok = False
+                    break
+                p[j] = x
+            if not ok:
+                break
+            barrier()
+            for j in range(n):
+                x = p[o[j]]
+                kmem_cache_free(s, c, st, virt_to_head_page(s, x), x)
+            cnt += n
+        t1 = tsc_stop()
+        ns1 = wallclock_ns()
+    return cnt, t0, t1, ns0, ns1
+
+
 # =============================================================================================
 # slab_bulk_test03: the object hash inside the objects
 # =============================================================================================

@@ -44,6 +44,9 @@ examples:
   pyslub bench --strategies all --driver both --json out.json
   pyslub bench test01 --loops 10000000 --rounds 3      kernel fidelity (10 M objects)
   pyslub bench test03 --verbose       the worst case, with every time_bench: line
+  pyslub bench --slub all             test01 on SLUB 4.4, 6.18 (sheaves) and 7.0
+  pyslub bench --slub 7.0 peers       7.0 next to mimalloc & co
+  pyslub bench sheaves                the 6.18 cover letter: alloc N, free N (FIFO/shuffled)
 """
 
 
@@ -110,9 +113,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "alloc + free), next to the seed cover letter's table.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("test", nargs="?", default="test01",
-                   choices=("test01", "test02", "test03", "all", "peers"),
-                   help="what to run: a kernel module, all three, or the peers comparison "
-                   "(default: test01)")
+                   choices=("test01", "test02", "test03", "all", "peers", "sheaves"),
+                   help="what to run: a kernel module, all three, the peers comparison, or "
+                   "the 6.18 sheaves cover letter's experiment (default: test01)")
+    b.add_argument("--slub", default="4.4", choices=("4.4", "6.18", "7.0", "all"),
+                   help="SLUB generation of the caches: 4.4 (the seed's), 6.18 (opt-in sheaves "
+                   "above the cpu slabs: see --sheaf-capacity), 7.0 (sheaves for every "
+                   "cache), or all: test01 on the three side by side (default: 4.4)")
+    b.add_argument("--sheaf-capacity", type=_positive, default=None, metavar="N",
+                   help="sheaves of N objects: opts 6.18 caches in (implies --slub 6.18), a "
+                   "minimum for 7.0's computed capacity")
     b.add_argument("--driver", default="native", choices=DRIVER_CHOICES,
                    help="native: timed loop compiled, calling the core at C level; python: "
                    "timed loop in Python over the public API (default: native)")
@@ -238,6 +248,7 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     base = dict(strategies=strategies, loops=args.loops, bulksz=args.bulksz,
                 object_size=args.object_size, nr_cpus=args.cpus, keep_cache=args.keep_cache,
                 prefill=args.prefill, nmatch=args.nmatch, repeat=rounds,
+                slub=getattr(args, "slub", "4.4"), sheaf_capacity=args.sheaf_capacity,
                 **({"bulk_sizes": tuple(args.bulk_sizes)} if args.bulk_sizes else {}))
     try:
         if fragment[0]:
@@ -388,6 +399,14 @@ def _maybe_reexec_for_jemalloc(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``pyslub bench``; returns the exit status."""
     parser: argparse.ArgumentParser = args.parser
+    if args.sheaf_capacity and args.slub == "4.4":
+        args.slub = "6.18"
+    if args.slub == "all" or args.test == "sheaves":
+        from pyslub.bench import generations
+
+        _check_output(args.json, "--json", parser)
+        _check_output(args.plot, "--plot", parser, PLOT_SUFFIXES)
+        return generations.run(args)
     plan = _plan(args, parser)
     _check_output(args.json, "--json", parser)
     _check_output(args.plot, "--plot", parser, PLOT_SUFFIXES)
@@ -633,7 +652,8 @@ def _run_peers(args: argparse.Namespace, plan: Plan, out: Out, c_peers: int) -> 
     res = peers.run_peers(bulk_sizes=bulks, rounds=plan.rounds, loops=args.loops,
                           nr_cpus=args.cpus, harness_path=path, harness_note=why,
                           progress=lambda name: out.advance(f"peers {name}"),
-                          printer=out.bench_line if args.verbose else None)
+                          printer=out.bench_line if args.verbose else None,
+                          slub=args.slub, sheaf_capacity=args.sheaf_capacity)
     want = args.callgrind
     if want is None:
         want = shutil.which("valgrind") is not None
@@ -651,7 +671,8 @@ def _run_peers(args: argparse.Namespace, plan: Plan, out: Out, c_peers: int) -> 
     else:
         out.advance("peers under callgrind")
         try:
-            res.instructions = peers.count_peer_instructions(path, bulk_sizes=bulks)
+            res.instructions = peers.count_peer_instructions(
+                path, bulk_sizes=bulks, slub=args.slub, sheaf_capacity=args.sheaf_capacity)
         except RuntimeError as err:
             res.instructions_note = f"callgrind failed: {str(err).splitlines()[0]}"
     return res

@@ -359,11 +359,17 @@ def _record(loops: int, bulk: int, txt: str, result: Sequence[int]) -> TimeBench
     return rec
 
 
+# the free_bulk strategy pyslub runs per generation: v4.4's merged one; 7.0's (its sheaves
+# flush with the swap form)
+STRATEGY = {"4.4": "lookahead", "6.18": "lookahead", "7.0": "swap"}
+
+
 def run_peers(*, bulk_sizes: Sequence[int] = BULK_SIZES, rounds: int = 5,
               loops: int | None = None, python_loops: int | None = None,
               nr_cpus: int = 8, harness_path: str | None = None, harness_note: str = "",
               progress: Callable[[str], Any] | None = None,
-              printer: Callable[[str], Any] | None = None) -> PeersResult:
+              printer: Callable[[str], Any] | None = None, slub: str = "4.4",
+              sheaf_capacity: int | None = None) -> PeersResult:
     """Measure every peer found, ``rounds`` interleaved rounds (see the module docstring).
 
     ``loops``: objects per measurement of the C-level peers (default 1,000,000);
@@ -388,9 +394,10 @@ def run_peers(*, bulk_sizes: Sequence[int] = BULK_SIZES, rounds: int = 5,
     runners = {}
     specs: dict[tuple[str, int, int], Any] = {}
     for driver, n in (("native", loops), ("python", python_loops)):
-        cfg = suite.BenchConfig(strategies=("lookahead",), loops=n, bulk_sizes=tuple(bulk_sizes),
-                                object_size=OBJECT_SIZE, nr_cpus=nr_cpus, repeat=rounds,
-                                kinds=("bulk_quick_reuse",))
+        cfg = suite.BenchConfig(strategies=(STRATEGY[slub],), loops=n,
+                                bulk_sizes=tuple(bulk_sizes), object_size=OBJECT_SIZE,
+                                nr_cpus=nr_cpus, repeat=rounds, kinds=("bulk_quick_reuse",),
+                                slub=slub, sheaf_capacity=sheaf_capacity)
         runners[driver] = suite.Runner(cfg, driver, printer=printer or (lambda _line: None))
         for s in suite.plan("test01", cfg, driver):
             specs[(driver, s.round_no, s.step)] = s
@@ -443,7 +450,8 @@ def planned_measurements(bulk_sizes: Sequence[int], rounds: int, c_peers: int = 
 # =============================================================================================
 
 def count_peer_instructions(harness_path: str, *, bulk_sizes: Sequence[int] = BULK_SIZES,
-                            loops: int = 20_000) -> dict[str, dict[int, float]]:
+                            loops: int = 20_000, slub: str = "4.4",
+                            sheaf_capacity: int | None = None) -> dict[str, dict[int, float]]:
     """Instructions per object of the C-level peers and pyslub's native loop (callgrind)."""
     from pyslub.bench.instructions import _bench_symbols, callgrind_counts
 
@@ -451,7 +459,7 @@ def count_peer_instructions(harness_path: str, *, bulk_sizes: Sequence[int] = BU
         raise RuntimeError("the C harness was built without valgrind/callgrind.h")
     child = [sys.executable, "-m", "pyslub.bench.peers", "--child",
              json.dumps({"harness": harness_path, "bulk_sizes": list(bulk_sizes),
-                         "loops": loops})]
+                         "loops": loops, "slub": slub, "sheaf_capacity": sheaf_capacity})]
     rows, irs = callgrind_counts(child, collect=["__pyx_pw_6pyslub_5bench_7_native_*bench_*"],
                                  dump_after=_bench_symbols(), env=tls_env())
     out: dict[str, dict[int, float]] = {}
@@ -471,8 +479,10 @@ def _child(config_json: str) -> None:
     harness.lib.peers_callgrind(1)
     names = [a["name"] for a in found] + ["stack", "freelist"]
     loops, bulks = cfg["loops"], cfg["bulk_sizes"]
-    bc = suite.BenchConfig(strategies=("lookahead",), loops=loops, bulk_sizes=tuple(bulks),
-                           object_size=OBJECT_SIZE, kinds=("bulk_quick_reuse",))
+    slub = cfg.get("slub", "4.4")
+    bc = suite.BenchConfig(strategies=(STRATEGY[slub],), loops=loops, bulk_sizes=tuple(bulks),
+                           object_size=OBJECT_SIZE, kinds=("bulk_quick_reuse",), slub=slub,
+                           sheaf_capacity=cfg.get("sheaf_capacity"))
     runner = suite.Runner(bc, "native", printer=lambda _line: None)
     for spec in suite.plan("test01", bc, "native"):
         m = runner.measure(spec)

@@ -24,14 +24,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyslub._layout import EXTRA_STAT_NAMES, FREE_BULK_STRATEGIES, SLAB_HWCACHE_ALIGN, STAT_NAMES
+from pyslub._layout import (
+    EXTRA_STAT_NAMES,
+    FREE_BULK_STRATEGIES,
+    SLAB_HWCACHE_ALIGN,
+    STAT_NAMES_618,
+)
 from pyslub.bench.drivers import bench_clock, get_driver
 from pyslub.bench.objhash import MODULO_MATCH_DISABLED
 from pyslub.bench.seed import BULK_SIZES
 from pyslub.bench.time_bench import TimeBenchRecord, time_bench_loop
 from pyslub.errors import SlabError
 from pyslub.memory import Memory
-from pyslub.sizing import Geometry, cache_geometry
+from pyslub.sizing import Geometry, cache_geometry, calculate_sheaf_capacity
 
 __all__ = [
     "DEFAULT_LOOPS",
@@ -72,7 +77,7 @@ U32_LIMIT = (1 << 32) - 1
 # counters reported per object (pyslub's own cmpxchg/list_lock counts last)
 STATS_COLUMNS = ("free_fastpath", "free_slowpath", "alloc_slowpath", "alloc_slab", "free_slab",
                  "cmpxchg_double_cpu", "cmpxchg_double_slab", "list_lock")
-STAT_ALL = STAT_NAMES + EXTRA_STAT_NAMES
+STAT_ALL = STAT_NAMES_618 + EXTRA_STAT_NAMES   # every generation's names (a superset)
 
 
 def default_loops(test: str, driver: str) -> int:
@@ -97,6 +102,8 @@ class BenchConfig:
     repeat: int = 1
     arena_size: int | None = None                   # None: sized to the run (>= 64 MiB)
     kinds: Sequence[str] | None = None              # measurement kinds to plan (None: all)
+    slub: str = "4.4"                               # the SLUB generation of the caches
+    sheaf_capacity: int | None = None               # 6.18: opt in; 7.0: a minimum
 
     def __post_init__(self) -> None:
         bad = [s for s in self.strategies if s not in FREE_BULK_STRATEGIES]
@@ -111,6 +118,10 @@ class BenchConfig:
             raise ValueError("bulk sizes must be >= 1")
         if self.repeat < 1 or self.nr_cpus < 1 or self.prefill < 2 or self.fragment < 0:
             raise ValueError("repeat and nr_cpus must be >= 1, prefill >= 2, fragment >= 0")
+        if self.slub not in ("4.4", "6.18", "7.0"):
+            raise ValueError(f"slub {self.slub!r}: choose 4.4, 6.18 or 7.0")
+        if self.sheaf_capacity is not None and self.slub == "4.4":
+            raise ValueError("sheaf_capacity needs slub 6.18 or 7.0")
         if self.kinds is not None and (not self.kinds or set(self.kinds) - set(KINDS)):
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
 
@@ -142,6 +153,13 @@ class BenchConfig:
 
     def geometry(self, test: str) -> Geometry:
         return cache_geometry(self.object_size_for(test), 0, SLAB_HWCACHE_ALIGN, self.nr_cpus)
+
+    def sheaf_capacity_for(self, test: str) -> int:
+        """The sheaf capacity the caches of ``test`` get (0: none)."""
+        if self.slub == "7.0":
+            return calculate_sheaf_capacity(self.geometry(test).size, SLAB_HWCACHE_ALIGN,
+                                            self.sheaf_capacity or 0)
+        return self.sheaf_capacity or 0 if self.slub == "6.18" else 0
 
 
 @dataclass(frozen=True)
@@ -289,7 +307,8 @@ class Runner:
         self.driver = get_driver(driver)
         self.printer = printer
         self.clock = bench_clock()
-        self.mem = Memory(size=config.arena_for(), nr_cpus=config.nr_cpus, checks=False)
+        self.mem = Memory(size=config.arena_for(), nr_cpus=config.nr_cpus, checks=False,
+                          slub=config.slub)
         self.measurements: list[Measurement] = []
         self._shared: dict[tuple[str, int, int], Any] = {}   # keep_cache: (test, round, pass)
 
@@ -300,7 +319,8 @@ class Runner:
         if self.config.keep_cache:
             geo = self.config.geometry(spec.test)
             name = f":t-{geo.size:07d}"           # the merged alias, as in /sys/kernel/slab
-        cache = self.mem.create_cache(name, size, flags=SLAB_HWCACHE_ALIGN)
+        cache = self.mem.create_cache(name, size, flags=SLAB_HWCACHE_ALIGN,
+                                      sheaf_capacity=self.config.sheaf_capacity)
         state: dict[str, Any] = {"cache": cache, "background": []}
         if self.config.fragment:
             # other users of a merged cache: fill `fragment` slabs, free `free` objects of each
@@ -390,7 +410,7 @@ class Runner:
         if state is not None and not self.config.keep_cache:
             self._destroy(state)
         m = Measurement(spec, self.driver.name, rec,
-                        {k: after[k] - before[k] for k in STAT_ALL})
+                        {k: after.get(k, 0) - before.get(k, 0) for k in STAT_ALL})
         self.measurements.append(m)
         return m
 
