@@ -5,7 +5,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 COMPILED_MODULES = [
-    "pyslub.page_alloc", "pyslub.slab", "pyslub.bulk", "pyslub.sheaves", "pyslub.cache",
+    "pyslub.page_alloc", "pyslub.slab", "pyslub.procs", "pyslub.bulk", "pyslub.sheaves",
+    "pyslub.cache", "pyslub.recovery",
     "pyslub.bench._native",
 ]
 

@@ -56,7 +56,11 @@ def test_invariants():
     assert layout.FROZEN_BIT == 1 << 31
     assert layout.MAX_ORDER - 1 <= layout.ORDER_MASK
     assert len(layout.FREE_BULK_STRATEGIES) == layout.NR_FREE_BULK
-    assert layout.H_CPU_USERS_END <= layout.HDR_WORDS
+    assert layout.H_CPU_USERS_END <= layout.H_GEN
+    assert layout.H_SEAT_GATE + layout.NR_SEATS <= layout.H_GATE_SHARED
+    assert layout.H_GATE_SHARED + layout.MAX_PROCS <= layout.H_PROCS
+    assert layout.H_PROCS_END <= layout.HDR_WORDS
+    assert layout.MAX_PROCS <= 1 << 8          # a slot fits the owner byte
     assert layout.H_SEATS + layout.NR_SEATS <= layout.H_CPU_USERS
     assert layout.H_META_NR_FREE < layout.H_SEATS
     assert layout.H_FREE_AREA + 2 * layout.MAX_ORDER <= layout.H_NR_FREE_PAGES

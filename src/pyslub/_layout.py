@@ -46,7 +46,7 @@ MAX_ORDER = 11                         # buddy orders 0 .. MAX_ORDER-1, as v4.4 
 
 # ---- segment header (word offsets) -----------------------------------------------------------
 SEG_MAGIC = 0x317642554C535950         # b"PYSLUBv1" read as a little-endian word
-SEG_VERSION = 2                        # bumped whenever any offset below changes
+SEG_VERSION = 4                        # bumped whenever any offset below changes
 HDR_WORDS = 8192                       # 64 KiB
 H_MAGIC = 0
 H_VERSION = 1
@@ -80,11 +80,32 @@ H_SEATS = 128          # NR_SEATS words: owner token of each stats seat (0 = fre
 H_CPU_USERS = 256      # nr_cpus (<= MAX_CPUS) words: threads bound to each cpu (default policy)
 MAX_CPUS = 1024
 H_CPU_USERS_END = H_CPU_USERS + MAX_CPUS
+# shared segments (POSIX shm): every process attached, and the stop-the-world recovery
+H_GEN = 1280           # SLUB generation of new caches (GEN_*)
+H_OWNER_OFF = 1281     # byte offset of the owner bytes (one per 8 arena bytes), 0: private
+H_RECOVER = 1282       # tid of the thread running recover() (0: none): the gate is closed
+H_RECOVERIES = 1283    # recover() runs completed
+H_SEAT_GATE = 1288     # NR_SEATS words: 1 while the seat's thread is inside an operation
+H_GATE_SHARED = 1408   # MAX_PROCS words: threads without a seat inside an operation, per
+                       # process slot (atomic adds)
+H_PROCS = 1536         # MAX_PROCS records of PROC_STRIDE words (slot 0 unused)
+MAX_PROCS = 64         # a slot fits the owner byte's value range used (1..63)
+PROC_STRIDE = 4
+P_PID = 0              # pid of the process holding the slot (0: free)
+P_START = 1            # its start time (clock ticks after boot, /proc/<pid>/stat field 22)
+P_STATE = 2            # PS_* below
+P_ATTACHES = 3         # attach count of the slot (diagnostics)
+PS_FREE = 0
+PS_ATTACHED = 1        # the process attached and has not closed
+PS_CLOSED = 2          # it closed; its objects that are still live are not orphans
+PS_DEAD = 3            # it died attached: its live objects are orphans until freed
+H_PROCS_END = H_PROCS + MAX_PROCS * PROC_STRIDE
 GUARD_BYTES = (4 << 20) + 2 * PAGE_SIZE   # > the largest object offset (KMALLOC_MAX_SIZE)
 CPU_CHUNK_BYTES = 64 << 10                # cpu records are carved from chunks this big
 
 # Memory flags (H_FLAGS)
 MEM_CHECKS = 1         # safe by default: object state checked on every alloc and free
+MEM_SHARED = 2         # a POSIX shm segment: processes attach to it by name
 
 # ---- stats seats -------------------------------------------------------------------------------
 # Counters are kept per (cpu, seat).  A thread writes only the words of its own seat, so a plain
@@ -132,6 +153,7 @@ B_NR_FULL = 43
 B_NR_EMPTY = 44
 D_SHEAF_POOL = 45      # [barn lock] free sheaf blocks of this cache (a stack, meta offsets)
 D_NR_SHEAVES = 46      # [barn lock] sheaves allocated and not freed (in use anywhere)
+D_PREFILLED = 47       # [barn lock] prefilled sheaves handed out (a list through SH_NEXT)
 DESC_NAME_MAX = 32
 
 DS_FREE = 0

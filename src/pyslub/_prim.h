@@ -18,6 +18,9 @@
  *                  mutex    (list_lock, barn lock, page allocator: a futex word, owner tid in
  *                            the low 30 bits and FUTEX_WAITERS in bit 31, as the kernel's robust
  *                            futexes lay it out; works across processes in a shared mapping)
+ *                  Both are robust: a waiter that finds the holder dead takes the lock over
+ *                  and is told so (return 1), like pthread's EOWNERDEAD
+ *   liveness       pyslub_alive(): is a thread / process id running (zombies are dead)
  *   identity       pyslub_gettid() (cached per thread; reset in a forked child), getcpu()
  *   TLS            pyslub_tls: the calling thread's last (Memory token, cpu, seat) binding
  *   clocks         time_bench's serialised TSC reads (Intel doc #324264 pattern), wall clock
@@ -30,6 +33,10 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -151,12 +158,28 @@ static inline long long pyslub_getcpu(void)
     return c < 0 ? 0 : c;
 }
 
-/* Is the thread (or process) with this id still alive?  kill(id, 0) accepts thread ids. */
-static inline int pyslub_alive(long long id)
+/* Is the thread (or process) with this id still alive?  kill(id, 0) accepts thread ids; a
+ * killed process that its parent has not reaped yet is a zombie, which kill() still finds:
+ * /proc/<id>/stat tells (state Z or X).  Slow (a syscall, maybe a file read): only for
+ * waiters that have waited long, and for recovery. */
+static int pyslub_alive(long long id)
 {
-    if (id <= 0) return 0;
-    if (kill((pid_t)id, 0) == 0) return 1;
-    return errno != ESRCH;
+    char path[64], buf[512];
+    int fd;
+    ssize_t n;
+    char *p;
+    if (id <= 0 || id > 0x3fffffff) return 0;
+    if (kill((pid_t)id, 0) != 0 && errno == ESRCH) return 0;
+    snprintf(path, sizeof path, "/proc/%lld/stat", id);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno != ENOENT && errno != ESRCH;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    p = strrchr(buf, ')');                 /* "pid (comm) S ...": comm may hold ')' */
+    if (p == NULL || p[1] != ' ') return 1;
+    return p[2] != 'Z' && p[2] != 'X';
 }
 
 /* ---- the calling thread's cpu binding (one-entry cache) ---------------------------------------
@@ -179,6 +202,7 @@ static inline void pyslub_tls_set(long long token, long long cpu, long long seat
  * since, so either the owner saw revoke, or the revoker sees in_cs (and waits for 0). */
 #include <linux/membarrier.h>
 static int pyslub_mb_ok = -1;
+static int pyslub_mb_global_ok = 0;
 static inline long pyslub_membarrier_cmd(int cmd)
 {
     return syscall(__NR_membarrier, cmd, 0, 0);
@@ -190,10 +214,30 @@ static inline int pyslub_membarrier_init(void)
         long q = pyslub_membarrier_cmd(MEMBARRIER_CMD_QUERY);
         pyslub_mb_ok = q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED)
             && pyslub_membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
-        if (pyslub_mb_ok && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED))
-            pyslub_membarrier_cmd(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+        if (q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED))
+            pyslub_mb_global_ok =
+                pyslub_membarrier_cmd(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
     }
     return pyslub_mb_ok;
+}
+/* The fast side of an asymmetric fence between processes (the operation gate): a compiler
+ * barrier when the slow side can run a global expedited membarrier, else a full fence. */
+static inline void pyslub_gate_fence(void)
+{
+    if (__builtin_expect(pyslub_mb_ok < 0, 0))      /* static: one copy per extension module */
+        pyslub_membarrier_init();
+    if (__builtin_expect(pyslub_mb_global_ok, 1))
+        __asm__ __volatile__("" ::: "memory");
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+/* The slow side: every running thread of every registered process passes a full barrier. */
+static inline void pyslub_global_barrier(void)
+{
+    if (pyslub_mb_ok < 0)
+        pyslub_membarrier_init();
+    if (!pyslub_mb_global_ok || pyslub_membarrier_cmd(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 static inline void pyslub_membarrier(int global)
 {
@@ -211,20 +255,35 @@ static inline int pyslub_spin_trylock(long long *w, long long me)
     long long z = 0;
     return __atomic_compare_exchange_n(w, &z, me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
-static void pyslub_spin_lock_slow(long long *w, long long me)
+/* Blocking acquisition returns 0, or 1 when the lock was taken over from a holder that died
+ * holding it (a process killed inside an operation): the caller then repairs what the lock
+ * protects before using it, as with a robust mutex's EOWNERDEAD.  A waiter checks the holder's
+ * liveness only after PYSLUB_DEAD_CHECK_SPINS yields: a live holder costs nothing extra. */
+#define PYSLUB_DEAD_CHECK_SPINS 2048
+static int pyslub_spin_lock_slow(long long *w, long long me)
 {
     int spins = 0;
+    long long v;
     for (;;) {
-        if (__atomic_load_n(w, __ATOMIC_RELAXED) == 0 && pyslub_spin_trylock(w, me))
-            return;
-        if (++spins < 128) pyslub_cpu_relax();
-        else sched_yield();
+        v = __atomic_load_n(w, __ATOMIC_RELAXED);
+        if (v == 0 && pyslub_spin_trylock(w, me))
+            return 0;
+        if (++spins < 128) {
+            pyslub_cpu_relax();
+            continue;
+        }
+        sched_yield();
+        if ((spins & (PYSLUB_DEAD_CHECK_SPINS - 1)) == 0 && v != 0 && !pyslub_alive(v)
+                && __atomic_compare_exchange_n(w, &v, me, 0, __ATOMIC_ACQUIRE,
+                                               __ATOMIC_RELAXED))
+            return 1;
     }
 }
-static inline void pyslub_spin_lock(long long *w, long long me)
+static inline int pyslub_spin_lock(long long *w, long long me)
 {
     if (__builtin_expect(!pyslub_spin_trylock(w, me), 0))
-        pyslub_spin_lock_slow(w, me);
+        return pyslub_spin_lock_slow(w, me);
+    return 0;
 }
 static inline void pyslub_spin_unlock(long long *w)
 {
@@ -242,15 +301,18 @@ static inline long pyslub_futex(uint32_t *w, int op, uint32_t val)
 {
     return syscall(SYS_futex, w, op, val, NULL, NULL, 0);
 }
-static void pyslub_mutex_lock_slow(uint32_t *w, uint32_t me)
+/* FUTEX_WAIT with a timeout: a waiter wakes now and then to see whether the holder is alive
+ * (a holder killed with the lock never wakes anyone). */
+static int pyslub_mutex_lock_slow(uint32_t *w, uint32_t me)
 {
-    uint32_t v;
+    uint32_t v, owner;
     int spins;
+    struct timespec tmo = {0, 20 * 1000 * 1000};       /* 20 ms */
     for (spins = 0; spins < 64; spins++) {
         v = __atomic_load_n(w, __ATOMIC_RELAXED);
         if (v == 0 && __atomic_compare_exchange_n(w, &v, me, 0, __ATOMIC_ACQUIRE,
                                                   __ATOMIC_RELAXED))
-            return;
+            return 0;
         pyslub_cpu_relax();
     }
     for (;;) {
@@ -259,7 +321,7 @@ static void pyslub_mutex_lock_slow(uint32_t *w, uint32_t me)
             /* we may have been woken with other waiters queued: keep the WAITERS bit */
             if (__atomic_compare_exchange_n(w, &v, me | PYSLUB_WAITERS, 0, __ATOMIC_ACQUIRE,
                                             __ATOMIC_RELAXED))
-                return;
+                return 0;
             continue;
         }
         if (!(v & PYSLUB_WAITERS)) {
@@ -268,15 +330,22 @@ static void pyslub_mutex_lock_slow(uint32_t *w, uint32_t me)
                 continue;
             v = nv;
         }
-        pyslub_futex(w, FUTEX_WAIT, v);
+        if (syscall(SYS_futex, w, FUTEX_WAIT, v, &tmo, NULL, 0) != 0 && errno == ETIMEDOUT) {
+            owner = v & PYSLUB_TID_MASK;
+            if (owner && !pyslub_alive(owner)
+                    && __atomic_compare_exchange_n(w, &v, me | PYSLUB_WAITERS, 0,
+                                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                return 1;                             /* the holder died: ours, to repair */
+        }
     }
 }
-static inline void pyslub_mutex_lock(long long *w64, long long me)
+static inline int pyslub_mutex_lock(long long *w64, long long me)
 {
     uint32_t *w = (uint32_t *)w64, z = 0;
     if (__builtin_expect(!__atomic_compare_exchange_n(w, &z, (uint32_t)me & PYSLUB_TID_MASK, 0,
                                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 0))
-        pyslub_mutex_lock_slow(w, (uint32_t)me & PYSLUB_TID_MASK);
+        return pyslub_mutex_lock_slow(w, (uint32_t)me & PYSLUB_TID_MASK);
+    return 0;
 }
 static inline void pyslub_mutex_unlock(long long *w64)
 {

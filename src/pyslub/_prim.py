@@ -64,7 +64,10 @@ def cpu_relax():
 
 
 def spin_lock(words, i, me):
+    """0: taken (uncompiled, every operation runs alone: a word still set belongs to an
+    operation that died, see pyslub.recovery)."""
     words[i] = me
+    return 0
 
 
 def spin_trylock(words, i, me):
@@ -113,6 +116,7 @@ _LIBC = None
 
 
 def alive(pid):
+    """Is the thread / process ``pid`` running?  (A zombie, killed but not reaped, is dead.)"""
     if pid <= 0:
         return False
     try:
@@ -120,8 +124,14 @@ def alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    state = stat[stat.rfind(b")") + 2:][:1]
+    return state not in (b"Z", b"X")
 
 
 def tsc_start():

@@ -5,10 +5,13 @@ from pyslub._prim cimport gettid, mutex_lock, mutex_unlock
 cdef class Segment:
     cdef readonly object mapping      # the mmap holding everything below
     cdef readonly bint shared         # a POSIX shm segment (else anonymous MAP_PRIVATE)
+    cdef readonly object name         # its shm name (None: private)
+    cdef readonly int fd              # its shm file descriptor, kept open (-1: private)
     cdef i64[::1] hdr                 # header words (H_*)
     cdef i64[::1] desc                # cache descriptors (D_*, N_*, B_*): MAX_CACHES x DESC_STRIDE
     cdef i64[::1] pm                  # page records of the arena, then of the metadata region
     cdef unsigned char[::1] state     # object state bytes (OBJ_*), one per 8 arena bytes
+    cdef unsigned char[::1] owner     # shared: process slot that allocated each live object
     cdef i64[::1] meta                # metadata region: cpu records, counters, sheaves
     cdef i64[::1] words               # the arena as 64-bit words (free pointers live here)
     cdef object arena                 # the arena as bytes (object views are slices of it)

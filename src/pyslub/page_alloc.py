@@ -17,7 +17,9 @@ Locks: each allocator has a mutex in the header (H_ZONE_LOCK, H_META_LOCK), a le
 other lock is taken while it is held.
 """
 
+import _posixshmem
 import mmap
+import os
 
 import cython
 
@@ -47,8 +49,9 @@ def _word_view(m, start, nbytes):
     return memoryview(m)[start:start + nbytes].cast("q")
 
 
-def segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes):
-    """Byte offsets of every region for these sizes: dict of name -> offset, plus 'total'."""
+def segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes, shared=False):
+    """Byte offsets of every region for these sizes: dict of name -> offset, plus 'total'.
+    A shared segment also has the owner bytes (which process allocated each live object)."""
     npages = arena_bytes >> PAGE_SHIFT
     mpages = meta_bytes >> PAGE_SHIFT
     plan = {"hdr": 0}
@@ -59,6 +62,10 @@ def segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes):
     off = _align(off + (npages + mpages) * PM_STRIDE * 8, PAGE_SIZE)
     plan["state"] = off
     off = _align(off + (arena_bytes >> 3), PAGE_SIZE)
+    plan["owner"] = 0
+    if shared:
+        plan["owner"] = off
+        off = _align(off + (arena_bytes >> 3), PAGE_SIZE)
     plan["meta"] = off
     off += meta_bytes
     plan["arena"] = off
@@ -69,17 +76,21 @@ def segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes):
 @cython.final
 @cython.cclass
 class Segment:
-    """One mapping with every piece of allocator state: build it with ``Segment.private``."""
+    """One mapping with every piece of allocator state: build it with ``Segment.private``
+    (anonymous, this process and its forked children's copies) or ``Segment.create_shared`` /
+    ``Segment.attach`` (a POSIX shared memory object that processes map by name)."""
 
     def __init__(self, *args):
         if not cython.compiled:                   # plain Python has no __cinit__
             Segment.__cinit__(self, *args)
 
-    def __cinit__(self, mapping, shared):
+    def __cinit__(self, mapping, shared, name=None, fd=-1):
         # __cinit__ always runs (tp_new): the memoryviews can never be unset.
         global _next_token
         self.mapping = mapping
         self.shared = shared
+        self.name = name
+        self.fd = fd
         whole = _word_view(mapping, 0, HDR_WORDS * 8)
         if whole[H_MAGIC] != _MAGIC:
             raise ValueError("not a pyslub segment (bad magic number)")
@@ -102,6 +113,11 @@ class Segment:
         self.words = _word_view(mapping, whole[H_ARENA_OFF], self.arena_bytes)
         self.arena = memoryview(mapping)[whole[H_ARENA_OFF]:whole[H_ARENA_OFF]
                                          + self.arena_bytes]
+        if whole[H_OWNER_OFF]:
+            self.owner = memoryview(mapping)[whole[H_OWNER_OFF]:
+                                             whole[H_OWNER_OFF] + (self.arena_bytes >> 3)]
+        else:
+            self.owner = memoryview(bytearray(1))
         self.token = _next_token
         _next_token += 1
 
@@ -109,17 +125,75 @@ class Segment:
     def private(arena_bytes, nr_cpus, max_caches=1024, meta_bytes=0):
         """A fresh segment in an anonymous MAP_PRIVATE mapping (a forked child gets a private
         copy-on-write copy of all of it)."""
-        npages = arena_bytes >> PAGE_SHIFT
-        if npages < 2 or (npages << PAGE_SHIFT) != arena_bytes:
-            raise ValueError(f"arena size {arena_bytes} must be a multiple of 4096 and >= 8192")
-        if nr_cpus < 1 or nr_cpus > MAX_CPUS:
-            raise ValueError(f"nr_cpus {nr_cpus} must be in 1..{MAX_CPUS}")
+        _check_sizes(arena_bytes, nr_cpus)
         if meta_bytes == 0:
             meta_bytes = default_meta_bytes(nr_cpus)
         plan = segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes)
         m = mmap.mmap(-1, plan["total"], flags=mmap.MAP_PRIVATE)
         format_segment(m, plan, arena_bytes, nr_cpus, max_caches, meta_bytes)
         return Segment(m, False)
+
+    @staticmethod
+    def create_shared(name, arena_bytes, nr_cpus, max_caches=1024, meta_bytes=0):
+        """A fresh segment in the POSIX shared memory object ``name`` (``/dev/shm/<name>``),
+        created exclusively (FileExistsError if the name is taken); processes map it with
+        ``Segment.attach(name)``."""
+        _check_sizes(arena_bytes, nr_cpus)
+        if meta_bytes == 0:
+            meta_bytes = default_meta_bytes(nr_cpus)
+        plan = segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes, shared=True)
+        fd = _posixshmem.shm_open(_shm_path(name), os.O_CREAT | os.O_EXCL | os.O_RDWR,
+                                  mode=0o600)
+        try:
+            os.ftruncate(fd, plan["total"])
+            m = mmap.mmap(fd, plan["total"], flags=mmap.MAP_SHARED)
+        except BaseException:
+            os.close(fd)
+            _posixshmem.shm_unlink(_shm_path(name))
+            raise
+        format_segment(m, plan, arena_bytes, nr_cpus, max_caches, meta_bytes)
+        return Segment(m, True, name, fd)
+
+    @staticmethod
+    def attach(name):
+        """Map the shared segment ``name`` made by ``create_shared``.  FileNotFoundError when
+        there is none (never created, or unlinked); ValueError when it is not a pyslub segment
+        or was made by a pyslub with another layout version."""
+        try:
+            fd = _posixshmem.shm_open(_shm_path(name), os.O_RDWR, mode=0o600)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no shared pyslub arena named {name!r} (never created, "
+                                    "or unlinked)") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size < HDR_WORDS * 8:
+                raise ValueError(f"shared memory {name!r} is not a pyslub arena "
+                                 f"({size} bytes, smaller than a segment header)")
+            m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
+            hdr = _word_view(m, 0, HDR_WORDS * 8)
+            magic, version, total = hdr[H_MAGIC], hdr[H_VERSION], hdr[H_SEG_BYTES]
+            hdr.release()
+            if magic != _MAGIC:
+                raise ValueError(f"shared memory {name!r} is not a pyslub arena (bad magic "
+                                 "number, or still being created)")
+            if version != SEG_VERSION:
+                raise ValueError(f"shared memory {name!r} holds a pyslub arena of layout "
+                                 f"version {version}; this pyslub reads version {SEG_VERSION}")
+            if total != size:
+                raise ValueError(f"shared memory {name!r}: {size} bytes, its header says "
+                                 f"{total}")
+        except BaseException:
+            os.close(fd)
+            raise
+        return Segment(m, True, name, fd)
+
+    @staticmethod
+    def unlink(name):
+        """Remove the name (as shm_unlink: mappings stay valid until closed)."""
+        try:
+            _posixshmem.shm_unlink(_shm_path(name))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no shared pyslub arena named {name!r}") from None
 
     # ---- the two buddy allocators -----------------------------------------------------------
     # region 0: the arena (records 0 .. nr_pages-1); region 1: metadata (records nr_pages ..)
@@ -318,6 +392,21 @@ class Segment:
         return int(self.pm[page * PM_STRIDE + word])
 
 
+def _check_sizes(arena_bytes, nr_cpus):
+    npages = arena_bytes >> PAGE_SHIFT
+    if npages < 2 or (npages << PAGE_SHIFT) != arena_bytes:
+        raise ValueError(f"arena size {arena_bytes} must be a multiple of 4096 and >= 8192")
+    if nr_cpus < 1 or nr_cpus > MAX_CPUS:
+        raise ValueError(f"nr_cpus {nr_cpus} must be in 1..{MAX_CPUS}")
+
+
+def _shm_path(name):
+    """The shm_open() name of a segment: ``name`` as multiprocessing.shared_memory takes it."""
+    if not isinstance(name, str) or not name or "/" in name or len(name) > 250:
+        raise ValueError(f"shared arena name must be a non-empty str without '/', got {name!r}")
+    return "/" + name
+
+
 def default_meta_bytes(nr_cpus):
     """Metadata region size: counters are nr_cpus x (NR_SEATS + 1) blocks per cache."""
     per_cache = nr_cpus * (CPU_STRIDE + (NR_SEATS + 1) * NR_STATS) * 8 + 16 * PAGE_SIZE
@@ -348,6 +437,9 @@ def format_segment(m, plan, arena_bytes, nr_cpus, max_caches, meta_bytes):
     hdr[H_TID_STEP] = p
     hdr[H_NR_SEATS] = NR_SEATS
     hdr[H_FAIL_AFTER] = -1
+    hdr[H_OWNER_OFF] = plan["owner"]
+    if plan["owner"]:
+        hdr[H_FLAGS] |= MEM_SHARED
     pm = _word_view(m, plan["pm"], (npages + mpages) * PM_STRIDE * 8)
     for fa, nfree, base, count in ((H_FREE_AREA, H_NR_FREE_PAGES, 0, npages),
                                    (H_META_FREE_AREA, H_META_NR_FREE, npages, mpages)):
