@@ -34,6 +34,7 @@ if not cython.compiled:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled)
     from pyslub.page_alloc import Segment
     from pyslub.slab import (
+        EV_MASK_RECORD,
         KmemCache,
         bad_freepointer,
         cpu_claim,
