@@ -223,6 +223,7 @@ class Memory:
         self._caches: list[Cache | None] = [None]     # index = page.slab_cache id
         self._kmalloc: list[Cache] = []
         self._lock = threading.Lock()                 # Python-side registry (this process)
+        self._kmalloc_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
         _LIVE.add(self)
 
@@ -315,11 +316,13 @@ class Memory:
     # ---- kmalloc -----------------------------------------------------------------------------
 
     def _kmalloc_caches(self) -> list[Cache]:
-        if not self._kmalloc:                          # create_kmalloc_caches()
-            self._kmalloc = [
-                self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024 else f"kmalloc-{sz}",
-                                   sz, 0, 0, i)
-                for i, sz in enumerate(KMALLOC_SIZES)]
+        if not self._kmalloc:                          # create_kmalloc_caches(), once: also
+            with self._kmalloc_lock:                   # when threads race for the first use
+                if not self._kmalloc:
+                    self._kmalloc = [
+                        self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024
+                                           else f"kmalloc-{sz}", sz, 0, 0, i)
+                        for i, sz in enumerate(KMALLOC_SIZES)]
         return self._kmalloc
 
     def kmalloc(self, size: int) -> int:
