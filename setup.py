@@ -6,6 +6,7 @@ from setuptools import Extension, setup
 
 COMPILED_MODULES = [
     "pyslub.page_alloc", "pyslub.slab", "pyslub.bulk", "pyslub.cache", "pyslub.bench._native",
+    "pyslub.bench._threads",
 ]
 
 extensions = [

@@ -44,6 +44,7 @@ examples:
   pyslub bench --strategies all --driver both --json out.json
   pyslub bench test01 --loops 10000000 --rounds 3      kernel fidelity (10 M objects)
   pyslub bench test03 --verbose       the worst case, with every time_bench: line
+  pyslub bench threads                threads as cpus: scaling, remote frees, policies
 """
 
 
@@ -110,9 +111,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "alloc + free), next to the seed cover letter's table.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("test", nargs="?", default="test01",
-                   choices=("test01", "test02", "test03", "all", "peers"),
-                   help="what to run: a kernel module, all three, or the peers comparison "
-                   "(default: test01)")
+                   choices=("test01", "test02", "test03", "all", "peers", "threads"),
+                   help="what to run: a kernel module, all three, the peers comparison, or "
+                   "the thread benchmarks (pyslub.bench.threads) (default: test01)")
     b.add_argument("--driver", default="native", choices=DRIVER_CHOICES,
                    help="native: timed loop compiled, calling the core at C level; python: "
                    "timed loop in Python over the public API (default: native)")
@@ -166,6 +167,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     b.add_argument("-v", "--verbose", action="store_true",
                    help="also print every time_bench: line, counters and strategy tables")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    from pyslub.bench import threads
+
+    threads.add_arguments(b)
     b.set_defaults(func=run, parser=b)
     return b
 
@@ -388,6 +392,10 @@ def _maybe_reexec_for_jemalloc(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``pyslub bench``; returns the exit status."""
     parser: argparse.ArgumentParser = args.parser
+    if args.test == "threads":
+        from pyslub.bench import threads
+
+        return threads.run(args)
     plan = _plan(args, parser)
     _check_output(args.json, "--json", parser)
     _check_output(args.plot, "--plot", parser, PLOT_SUFFIXES)
