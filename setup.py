@@ -32,6 +32,10 @@ setup(
             "binding": False,              # PyCFunction methods: METH_O / NOARGS calls are cheaper
             "auto_pickle": False,          # a cache is bound to its arena: not picklable
             "initializedcheck": False,     # memoryviews are set in __cinit__, always
+            # free-threaded CPython (3.13t+): declare that the modules do not need the GIL
+            # (docs/design.md, "Concurrency", says what that rests on and what is untested);
+            # on a GIL build it changes nothing (the Py_mod_gil slot is not compiled)
+            "freethreading_compatible": True,
         },
     ),
 )

@@ -48,6 +48,7 @@ DEFAULT_BULKS = (16, 64)
 OBJECT_SIZE = 232                   # test01's object (SLAB_HWCACHE_ALIGN: 256-byte slots)
 REMOTE_SIZE = 256                   # malloc(256) on the C side, a 256-byte cache on ours
 BIG_OBJECTS = 10_000_000
+CONTROL_LOOPS = 20_000_000          # the empty loop: ~10 ms at 2 iterations per ns
 POLICY_BULKS = (16, 512)            # below and above NOGIL_MIN
 TARGETS = {"scaling": 1.7, "remote": 1.0, "cost": 1.15}
 
@@ -121,12 +122,13 @@ class _Pinned:
 
     def __enter__(self) -> None:
         if self.core is not None:
-            self.saved = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {self.core})     # pid 0: this thread only (Linux)
+            tid = threading.get_native_id()          # Linux: a thread id is a pid here
+            self.saved = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, {self.core})
 
     def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
-            os.sched_setaffinity(0, self.saved)
+            os.sched_setaffinity(threading.get_native_id(), self.saved)
 
 
 def _cores() -> list[int]:
@@ -167,6 +169,22 @@ def scaling_once(nthreads: int, bulk: int, strategy: str, objects: int, nr_cpus:
                                                      "cmpxchg_double_cpu_fail",
                                                      "cmpxchg_double_fail", "list_lock",
                                                      "local_lock")}}
+
+
+def control_once(nthreads: int, loops: int, pin: bool) -> float:
+    """The machine's parallelism right now: an empty compiled loop (time_bench_for_loop, GIL
+    released) in ``nthreads`` threads; iterations per second of all of them."""
+    from pyslub.bench import _native
+
+    cores = _cores()
+
+    def loop(k: int) -> Callable[[], Any]:
+        def go() -> Any:
+            with _Pinned(cores[k % len(cores)] if pin else None):
+                return _native.bench_for_loop(loops)
+        return go
+
+    return _rate(_together([loop(k) for k in range(nthreads)]))
 
 
 def remote_pyslub(total: int, batch: int, bulk: bool, strategy: str) -> dict[str, Any]:
@@ -368,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _steps(parts: Sequence[str], rounds: int, bulks: Sequence[int], npeers: int) -> int:
     """Progress steps of the run (one per measurement)."""
-    per = {"scaling": rounds * len(bulks) * 4, "remote": rounds * len(bulks) * (2 + npeers),
+    per = {"scaling": rounds * (len(bulks) * 4 + 2), "remote": rounds * len(bulks) * (2 + npeers),
            "big": min(rounds, 3) * (2 + min(npeers, 2)), "policy": rounds * len(POLICY_BULKS) * 4,
            "cost": rounds * 2}
     return sum(per[p] for p in parts)
@@ -397,6 +415,11 @@ def _part_scaling(args, out, rounds, objects, bulks, strategy, harness) -> dict[
     raw: dict[str, list[float]] = {}
     counters: dict[str, dict[str, float]] = {}
     for rnd in range(rounds):
+        for pin in (False, True):
+            tag = f"control/{'pinned' if pin else 'free'}"
+            one, two = (control_once(n, CONTROL_LOOPS, pin) for n in (1, 2))
+            raw.setdefault(f"{tag}/ratio", []).append(two / one)
+            out.advance(f"scaling round {rnd + 1}/{rounds} control")
         for bulk in bulks:
             for pin in (False, True):
                 one = scaling_once(1, bulk, strategy, objects, args.cpus, pin)
@@ -416,8 +439,13 @@ def _part_scaling(args, out, rounds, objects, bulks, strategy, harness) -> dict[
             tag = f"{bulk}/{'pinned' if pin else 'free'}"
             rows.append([f"bulk {bulk}{', pinned' if pin else ''}", _cell(raw[f"{tag}/1"]),
                          _cell(raw[f"{tag}/2"]), _ratio_cell(raw[f"{tag}/ratio"])])
+    for pin in (False, True):
+        rows.append([f"empty loop{', pinned' if pin else ''}", "", "",
+                     _ratio_cell(raw[f"control/{'pinned' if pin else 'free'}/ratio"])])
     lines = _table(["", "1 thread", "2 threads", "ratio 2/1"], rows)
-    notes = ["per object, 2 threads: " + "; ".join(
+    notes = ["empty loop: the same two threads running an empty compiled loop, the "
+             "parallelism the machine gave in this run (2.00 on two idle cores)",
+             "per object, 2 threads: " + "; ".join(
         f"bulk {b}: local_lock {counters[f'{b}/free/2']['local_lock']:.3f}, list_lock "
         f"{counters[f'{b}/free/2']['list_lock']:.3f}, swap fails "
         f"{counters[f'{b}/free/2']['cmpxchg_double_cpu_fail'] + counters[f'{b}/free/2']['cmpxchg_double_fail']:.4f}"  # noqa: E501
