@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import pytest
 
 MODES = ("compiled", "pure")
-TIMEOUT = 180          # seconds per child; a hang (a deadlock) fails the case
+TIMEOUT = 240          # seconds per child; a hang (a deadlock, an unbounded walk) fails it
 
 # In the uncompiled rerun of the suite (tests/test_pure_mode.py) the compiled run has already
 # launched the children of both modes.

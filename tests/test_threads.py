@@ -201,7 +201,8 @@ def bulk_worker(cache, ledger: Ledger, n: int, seed: int) -> int:
 
 @pytest.mark.parametrize("how", ["own", "shared", "thread", "sched"])
 @pytest.mark.parametrize("nthreads", [2, 4, 8])
-def test_stress_single_objects(nthreads, how):
+@pytest.mark.parametrize("kind", ["single", "bulk"])
+def test_stress(kind, nthreads, how):
     mem = make_memory(how, nthreads)
     cache = mem.create_cache("stress", OBJ)
     pages = mem.free_pages()
@@ -209,44 +210,28 @@ def test_stress_single_objects(nthreads, how):
 
     def work(k):
         with binding(mem, how, k):
-            return single_worker(cache, ledger, ops(2500), seed=k)
+            if kind == "single":
+                return single_worker(cache, ledger, ops(2500), seed=k)
+            return bulk_worker(cache, ledger, ops(600), seed=100 + k)
 
     done = run_threads(nthreads, work)
     ledger.check()
-    allocs = sum(a for a, _ in done)
-    frees = sum(f for _, f in done)
-    assert allocs == frees
     s = cache.stats()
-    assert s["alloc_fastpath"] + s["alloc_slowpath"] == allocs, s
-    assert s["free_fastpath"] + s["free_slowpath"] == frees, s
     assert_cpu_pairs(s)
-    if how == "own":                     # thread k ran on cpu k only: per-cpu counts exact
-        for k, (a, f) in enumerate(done):
-            sk = cache.stats(cpu=k)
-            assert sk["alloc_fastpath"] + sk["alloc_slowpath"] == a
-            assert sk["free_fastpath"] + sk["free_slowpath"] == f
-    assert_all_back(mem, cache, pages)
-
-
-@pytest.mark.parametrize("how", ["own", "shared", "thread", "sched"])
-@pytest.mark.parametrize("nthreads", [2, 4, 8])
-def test_stress_bulk(nthreads, how):
-    mem = make_memory(how, nthreads)
-    cache = mem.create_cache("stress", OBJ)
-    pages = mem.free_pages()
-    ledger = Ledger()
-
-    def work(k):
-        with binding(mem, how, k):
-            return bulk_worker(cache, ledger, ops(600), seed=100 + k)
-
-    run_threads(nthreads, work)
-    ledger.check()
-    s = cache.stats()
-    # v4.4 kmem_cache_alloc_bulk takes objects off c->freelist inside its IRQ-off section and
-    # calls ___slab_alloc directly: neither alloc counter moves
-    assert s["alloc_fastpath"] == 0 and s["alloc_slowpath"] == 0, s
-    assert_cpu_pairs(s)
+    if kind == "single":
+        allocs = sum(a for a, _ in done)
+        assert allocs == sum(f for _, f in done)
+        assert s["alloc_fastpath"] + s["alloc_slowpath"] == allocs, s
+        assert s["free_fastpath"] + s["free_slowpath"] == allocs, s
+        if how == "own":                 # thread k ran on cpu k only: per-cpu counts exact
+            for k, (a, f) in enumerate(done):
+                sk = cache.stats(cpu=k)
+                assert sk["alloc_fastpath"] + sk["alloc_slowpath"] == a
+                assert sk["free_fastpath"] + sk["free_slowpath"] == f
+    else:
+        # v4.4 kmem_cache_alloc_bulk takes objects off c->freelist inside its IRQ-off section
+        # and calls ___slab_alloc directly: neither alloc counter moves
+        assert s["alloc_fastpath"] == 0 and s["alloc_slowpath"] == 0, s
     assert_all_back(mem, cache, pages)
 
 

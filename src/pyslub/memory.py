@@ -224,6 +224,7 @@ class Memory:
         self._kmalloc: list[Cache] = []
         self._lock = threading.Lock()                 # Python-side registry (this process)
         self._kmalloc_lock = threading.Lock()
+        self._bind_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
         _LIVE.add(self)
 
@@ -232,7 +233,8 @@ class Memory:
     def _binding(self) -> _Binding:
         b = self._local.__dict__.get("b")
         if b is None:
-            b = self._local.b = _Binding(self._seg, self.cpu_policy)
+            with self._bind_lock:                      # "least used cpu, then count it": one
+                b = self._local.b = _Binding(self._seg, self.cpu_policy)   # step per thread
         return b
 
     def _bind(self) -> None:

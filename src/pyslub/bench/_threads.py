@@ -109,18 +109,24 @@ def produce(h: Handoff, s: KmemCache, total: i64, batch: i64, bulk: cython.bint)
     per object) and publish each batch in ``h``."""
     if not 1 <= batch <= h.cap:
         raise ValueError(f"batch {batch} outside 1..{h.cap}")
+    return timed_side(h, s, total, batch, bulk, 0, True)
+
+
+def consume(h: Handoff, s: KmemCache, total: i64, bulk: cython.bint,
+            strategy: cython.int) -> tuple:
+    """Free the batches ``h`` receives until ``total`` objects were freed (free_bulk with
+    strategy FB_* ``strategy``, or one do_slab_free per object) or the producer gave up."""
+    return timed_side(h, s, total, h.cap, bulk, strategy, False)
+
+
+@cython.cfunc
+def timed_side(h: Handoff, s: KmemCache, total: i64, batch: i64, bulk: cython.bint,
+               strategy: cython.int, producer: cython.bint) -> tuple:
+    """One side's loop between the clock reads, GIL released; the five numbers."""
     cs: i64 = cpu_of(s)
     c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
     st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
-    done: i64 = 0
-    head: i64 = 0
-    n: i64
-    i: i64
-    x: i64
-    slot: i64
-    spins: cython.int
-    p: cython.p_longlong
-    ok: cython.bint = True
+    done: i64
     ns0: cython.ulonglong
     t0: cython.ulonglong
     t1: cython.ulonglong
@@ -128,46 +134,74 @@ def produce(h: Handoff, s: KmemCache, total: i64, batch: i64, bulk: cython.bint)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
-        while done < total:
-            n = batch if total - done > batch else total - done
-            spins = 0
-            while head - ctl_load(h, H_TAIL) >= h.slots:
-                spins = wait(spins)
-            slot = head % h.slots
-            if cython.compiled:
-                p = cython.address(h.buf[slot * h.cap])
-            else:
-                p = h.buf[slot * h.cap:(slot + 1) * h.cap]
-            if bulk:
-                ok = kmem_cache_alloc_bulk(s, c, st, n, p) > 0
-            else:
-                for i in range(n):
-                    x = s.slab_alloc_node(c, st)
-                    if x <= 0:
-                        ok = False
-                        break
-                    p[i] = x
-                if not ok:
-                    for x in range(i):
-                        s.do_slab_free(c, st, virt_to_head_page(s, p[x]), p[x], 0, 1)
-            h.counts[slot] = n if ok else -1
-            head += 1
-            ctl_store(h, H_HEAD, head)
-            if not ok:
-                break
-            done += n
+        if producer:
+            done = produce_loop(h, s, c, st, total, batch, bulk)
+        else:
+            done = consume_loop(h, s, c, st, total, bulk, strategy)
         t1 = tsc_stop()
         ns1 = wallclock_ns()
     return done, t0, t1, ns0, ns1
 
 
-def consume(h: Handoff, s: KmemCache, total: i64, bulk: cython.bint,
-            strategy: cython.int) -> tuple:
-    """Free the batches ``h`` receives until ``total`` objects were freed (free_bulk with
-    strategy FB_* ``strategy``, or one do_slab_free per object) or the producer gave up."""
-    cs: i64 = cpu_of(s)
-    c: i64 = cpu_rec(s, cs & 0xFFFFFFFF)
-    st: i64 = stats_rec(s, cs & 0xFFFFFFFF, cs >> 32)
+@cython.cfunc
+@cython.inline
+@cython.nogil
+@cython.exceptval(check=False)
+def slot_words(h: Handoff, slot: i64) -> cython.p_longlong:
+    """The addresses of batch ``slot`` (a pointer compiled, a memoryview slice not)."""
+    if cython.compiled:
+        return cython.address(h.buf[slot * h.cap])
+    else:
+        return h.buf[slot * h.cap:(slot + 1) * h.cap]
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def produce_loop(h: Handoff, s: KmemCache, c: i64, st: i64, total: i64, batch: i64,
+                 bulk: cython.bint) -> i64:
+    done: i64 = 0
+    head: i64 = 0
+    n: i64
+    i: i64 = 0
+    x: i64
+    slot: i64
+    spins: cython.int
+    p: cython.p_longlong
+    ok: cython.bint = True
+    while done < total:
+        n = batch if total - done > batch else total - done
+        spins = 0
+        while head - ctl_load(h, H_TAIL) >= h.slots:
+            spins = wait(spins)
+        slot = head % h.slots
+        p = slot_words(h, slot)
+        if bulk:
+            ok = kmem_cache_alloc_bulk(s, c, st, n, p) > 0
+        else:
+            for i in range(n):
+                x = s.slab_alloc_node(c, st)
+                if x <= 0:
+                    ok = False
+                    break
+                p[i] = x
+            if not ok:
+                for x in range(i):
+                    s.do_slab_free(c, st, virt_to_head_page(s, p[x]), p[x], 0, 1)
+        h.counts[slot] = n if ok else -1
+        head += 1
+        ctl_store(h, H_HEAD, head)
+        if not ok:
+            break
+        done += n
+    return done
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def consume_loop(h: Handoff, s: KmemCache, c: i64, st: i64, total: i64, bulk: cython.bint,
+                 strategy: cython.int) -> i64:
     done: i64 = 0
     tail: i64 = 0
     n: i64
@@ -175,33 +209,21 @@ def consume(h: Handoff, s: KmemCache, total: i64, bulk: cython.bint,
     slot: i64
     spins: cython.int
     p: cython.p_longlong
-    ns0: cython.ulonglong
-    t0: cython.ulonglong
-    t1: cython.ulonglong
-    ns1: cython.ulonglong
-    with cython.nogil:
-        ns0 = wallclock_ns()
-        t0 = tsc_start()
-        while done < total:
-            spins = 0
-            while ctl_load(h, H_HEAD) == tail:
-                spins = wait(spins)
-            slot = tail % h.slots
-            n = h.counts[slot]
-            if n < 0:
-                break
-            if cython.compiled:
-                p = cython.address(h.buf[slot * h.cap])
-            else:
-                p = h.buf[slot * h.cap:(slot + 1) * h.cap]
-            if bulk:
-                kmem_cache_free_bulk(s, c, st, n, p, strategy)
-            else:
-                for i in range(n):
-                    s.do_slab_free(c, st, virt_to_head_page(s, p[i]), p[i], 0, 1)
-            tail += 1
-            ctl_store(h, H_TAIL, tail)
-            done += n
-        t1 = tsc_stop()
-        ns1 = wallclock_ns()
-    return done, t0, t1, ns0, ns1
+    while done < total:
+        spins = 0
+        while ctl_load(h, H_HEAD) == tail:
+            spins = wait(spins)
+        slot = tail % h.slots
+        n = h.counts[slot]
+        if n < 0:
+            break
+        p = slot_words(h, slot)
+        if bulk:
+            kmem_cache_free_bulk(s, c, st, n, p, strategy)
+        else:
+            for i in range(n):
+                s.do_slab_free(c, st, virt_to_head_page(s, p[i]), p[i], 0, 1)
+        tail += 1
+        ctl_store(h, H_TAIL, tail)
+        done += n
+    return done
