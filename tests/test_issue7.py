@@ -51,7 +51,7 @@ if CASE in ("kfree-profile", "kfree-thread", "free_bulk-thread"):
     sys.setswitchinterval(1e-6)           # the rewriting thread runs between any two bytecodes
     mem = pyslub.Memory(size=64 << 20, nr_cpus=2)
     c = mem.create_cache("objs", 64)
-    rounds = 60 if pyslub.COMPILED else 6
+    rounds = 30 if pyslub.COMPILED else 4
     refused = freed = 0
     leftovers = []
     for r in range(rounds):
@@ -119,7 +119,7 @@ elif CASE == "shrink-finalizers":
                 c.free(a)
 
     gc.set_threshold(1, 1, 1)
-    for r in range(200 if pyslub.COMPILED else 20):
+    for r in range(100 if pyslub.COMPILED else 12):
         for _ in range(10):
             f = Freer()
             f.me = f                       # a cycle: the cyclic GC finalizes it

@@ -39,7 +39,7 @@ from pyslub import SlabError
 
 HOOK, STYLE = sys.argv[1], sys.argv[2]
 OPS = sys.argv[3].split(",")
-ROUNDS = 40 if pyslub.COMPILED else 6
+ROUNDS = 24 if pyslub.COMPILED else 4
 STRATEGIES = pyslub.FREE_BULK_STRATEGIES
 
 mem = pyslub.Memory(size=64 << 20, nr_cpus=2)
@@ -242,13 +242,16 @@ def _key(hook: str, style: str, mode: str):
     return (CHILD, (hook, style, ",".join(OPS)), mode)
 
 
+# "raise" matters where a refusal can happen, uncompiled: compiled there is no guard to refuse
+# (hooks run between operations), so a raising hook behaves as a catching one
+CHILDREN = [(h, s, m) for h in HOOKS for s in STYLES[h] for m in MODES
+            if s == "catch" or m == "pure"]
+CASES = [(h, s, op, m) for h, s, m in CHILDREN for op in OPS]
+
+
 @pytest.fixture(scope="module")
 def children():
-    keys = [_key(h, s, m) for h in HOOKS for s in STYLES[h] for m in MODES]
-    return launch_all(keys, _RESULTS)
-
-
-CASES = [(h, s, op, m) for h in HOOKS for s in STYLES[h] for op in OPS for m in MODES]
+    return launch_all([_key(h, s, m) for h, s, m in CHILDREN], _RESULTS)
 
 
 def _validate_reentry_unguarded(op: str, mode: str) -> bool:
