@@ -320,11 +320,13 @@ def _ratio_cell(values: Sequence[float]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``pyslub bench threads``; returns the exit status."""
     import pyslub
-    from pyslub.bench.command import Out, _check_output
+    from pyslub.bench.command import Out, _check_output, _maybe_reexec_for_jemalloc
     from pyslub.bench.machine import cpu_model
 
     parts = _parts(args)
     _check_output(args.json, "--json", args.parser)
+    if {"remote", "big"} & set(parts):
+        _maybe_reexec_for_jemalloc(args)         # as `pyslub bench peers` does
     bulks = list(args.bulk_sizes or DEFAULT_BULKS)
     if max(bulks) > 4096:
         args.parser.error("--bulk-sizes: the threads benchmarks take at most 4096")
