@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 COMPILED_MODULES = [
     "pyslub.page_alloc", "pyslub.slab", "pyslub.procs", "pyslub.bulk", "pyslub.sheaves",
     "pyslub.cache", "pyslub.recovery",
-    "pyslub.bench._native",
+    "pyslub.bench._native", "pyslub.bench._threads",
 ]
 
 extensions = [
@@ -33,6 +33,10 @@ setup(
             "binding": False,              # PyCFunction methods: METH_O / NOARGS calls are cheaper
             "auto_pickle": False,          # a cache is bound to its arena: not picklable
             "initializedcheck": False,     # memoryviews are set in __cinit__, always
+            # free-threaded CPython (3.13t+): declare that the modules do not need the GIL
+            # (docs/design.md, "Concurrency", says what that rests on and what is untested);
+            # on a GIL build it changes nothing (the Py_mod_gil slot is not compiled)
+            "freethreading_compatible": True,
         },
     ),
 )

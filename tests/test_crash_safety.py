@@ -17,49 +17,10 @@ object itself can reach it.
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+from childproc import MODES, launch_all, report
 
 import pyslub
-
-MODES = ("compiled", "pure")
-TIMEOUT = 240          # seconds per child; a hang (an unbounded freelist walk) fails the case
-
-
-def _launch(code: str, args: tuple[str, ...], mode: str):
-    env = dict(os.environ)
-    env["PYSLUB_PURE"] = "1" if mode == "pure" else "0"
-    try:
-        return subprocess.run([sys.executable, "-c", code, *args], env=env,
-                              capture_output=True, text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        return e
-
-
-def _check(proc, mode: str, args) -> dict:
-    """The JSON a child printed last, after asserting it exited normally (returncode 0: no
-    signal, no uncaught exception, no hang)."""
-    if isinstance(proc, subprocess.TimeoutExpired):
-        pytest.fail(f"child hung for {TIMEOUT}s ({mode}, {args})")
-    if proc.returncode < 0:
-        pytest.fail(f"child killed by signal {-proc.returncode} ({mode}, {args});\n"
-                    f"stdout tail: {proc.stdout[-1500:]}\nstderr tail: {proc.stderr[-1500:]}")
-    assert proc.returncode == 0, (
-        f"child exited with {proc.returncode} ({mode}, {args});\n"
-        f"stdout tail: {proc.stdout[-1500:]}\nstderr tail: {proc.stderr[-3000:]}")
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"child printed nothing; stderr: {proc.stderr[-2000:]}"
-    out = json.loads(lines[-1])
-    if mode == "compiled" and not out["compiled"]:
-        pytest.skip("the compiled core is not built")
-    assert out["compiled"] == (mode == "compiled")
-    return out
-
 
 # Children are started together (the machine has several cores; each child is mostly
 # interpreter start-up): the module fixture launches the jobs of every selected test at once.
@@ -81,17 +42,13 @@ def children(request):
         if item.module is not None and item.module.__name__ == __name__ \
                 and item.originalname in _JOBS and hasattr(item, "callspec"):
             keys.add(_JOBS[item.originalname](**item.callspec.params))
-    todo = [k for k in keys if k not in _RESULTS]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
-        for k, res in zip(todo, ex.map(lambda k: _launch(*k), todo), strict=True):
-            _RESULTS[k] = res
-    return _RESULTS
+    return launch_all(keys, _RESULTS)
 
 
 def run_child(children, key) -> dict:
     if key not in children:                 # not pre-launched (e.g. run by name): run now
-        children[key] = _launch(*key)
-    return _check(children[key], key[2], key[1])
+        launch_all([key], children)
+    return report(children[key], key)
 
 
 # =============================================================================================

@@ -114,56 +114,78 @@ class _Guard:
     """Uncompiled pyslub: every public operation of a Memory runs alone under this lock, with
     the calling thread's trace and profile hooks suspended and the cyclic GC paused, so the
     plain-Python core is slow but never wrong.  A call made from inside an operation (a hook,
-    a finalizer) is refused with SlabError; an unexpected exception escaping the middle of an
-    operation marks the Memory broken (every later call raises)."""
+    a finalizer, a signal handler) is refused with SlabError; an unexpected exception escaping
+    the middle of an operation -- a refusal the hook let propagate included -- marks the Memory
+    broken (every later call raises).
+
+    The lock is re-entrant and ``depth`` (written only by the thread holding it) says whether
+    an operation is in progress: a hook that runs after the lock was taken but before the
+    operation began, or after it ended (a signal handler, the profile hook's c_return of
+    ``acquire``), runs as an operation of its own instead of waiting for itself."""
 
     EXPECTED = (SlabError, ValueError, TypeError, MemoryError, IndexError, KeyError)
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.owner = 0
+        self.lock = threading.RLock()
         self.depth = 0
         self.broken: str | None = None
         self.saved: tuple = ()
 
     def __enter__(self) -> None:
-        me = threading.get_ident()
-        if self.owner == me:
-            # pyslub's own calls nest (kmalloc -> cache.alloc); anything else is a hook, a
-            # finalizer or a signal handler running in the middle of an operation
-            caller = sys._getframe(2).f_globals.get("__name__", "")
-            if not caller.startswith("pyslub"):
-                raise SlabError("re-entrant call into pyslub (from a hook, finalizer or "
-                                "signal handler running inside an operation): refused")
-            self.depth += 1
-            return
         self.lock.acquire()
-        self.owner = me
-        self.depth = 1
-        if self.broken:
-            self.owner = 0
-            self.depth = 0
+        nested = self.depth
+        saved = None
+        try:
+            if nested:
+                # pyslub's own calls nest (kmalloc -> cache.alloc); anything else is a hook, a
+                # finalizer or a signal handler running in the middle of an operation
+                caller = sys._getframe(2).f_globals.get("__name__", "")
+                if not caller.startswith("pyslub"):
+                    err = SlabError("re-entrant call into pyslub (from a hook, finalizer or "
+                                    "signal handler running inside an operation): refused")
+                    err.pyslub_refused = True   # type: ignore[attr-defined]
+                    raise err
+                self.depth += 1
+                return
+            self.depth = 1
+            if self.broken:
+                raise SlabError(f"this Memory is unusable: an operation was interrupted "
+                                f"({self.broken})")
+            saved = (sys.gettrace(), sys.getprofile(), gc.isenabled())
+            sys.settrace(None)
+            sys.setprofile(None)
+            gc.disable()
+            self.saved = saved
+        except BaseException:
+            if not nested:
+                self.depth = 0
+                if saved is not None:
+                    self._restore(saved)
             self.lock.release()
-            raise SlabError(f"this Memory is unusable: an operation was interrupted "
-                            f"({self.broken})")
-        self.saved = (sys.gettrace(), sys.getprofile(), gc.isenabled())
-        sys.settrace(None)
-        sys.setprofile(None)
-        gc.disable()
+            raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and not issubclass(exc_type, self.EXPECTED):
+        if exc is not None and (getattr(exc, "pyslub_refused", False)
+                                or not isinstance(exc, self.EXPECTED)):
             self.broken = f"{exc_type.__name__}: {exc}"
-        self.depth -= 1
-        if self.depth:
+        if self.depth > 1:
+            self.depth -= 1
+            self.lock.release()
             return
-        trace, profile, gc_on = self.saved
+        saved = self.saved
+        self.depth = 0              # from here a hook that calls in runs an operation of its own
+        try:
+            self._restore(saved)
+        finally:
+            self.lock.release()
+
+    @staticmethod
+    def _restore(saved: tuple) -> None:
+        trace, profile, gc_on = saved
         if gc_on:
             gc.enable()
         sys.setprofile(profile)
         sys.settrace(trace)
-        self.owner = 0
-        self.lock.release()
 
 
 class Memory:
@@ -205,6 +227,8 @@ class Memory:
         self._caches: list[Cache | None] = [None]     # index = page.slab_cache id
         self._kmalloc: list[Cache] = []
         self._lock = threading.Lock()                 # Python-side registry (this process)
+        self._kmalloc_lock = threading.Lock()
+        self._bind_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
         _LIVE.add(self)
 
@@ -213,7 +237,8 @@ class Memory:
     def _binding(self) -> _Binding:
         b = self._local.__dict__.get("b")
         if b is None:
-            b = self._local.b = _Binding(self._seg, self.cpu_policy)
+            with self._bind_lock:                      # "least used cpu, then count it": one
+                b = self._local.b = _Binding(self._seg, self.cpu_policy)   # step per thread
         return b
 
     def _bind(self) -> None:
@@ -314,11 +339,13 @@ class Memory:
     # ---- kmalloc -----------------------------------------------------------------------------
 
     def _kmalloc_caches(self) -> list[Cache]:
-        if not self._kmalloc:                          # create_kmalloc_caches()
-            self._kmalloc = [
-                self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024 else f"kmalloc-{sz}",
-                                   sz, 0, 0, i)
-                for i, sz in enumerate(KMALLOC_SIZES)]
+        if not self._kmalloc:                          # create_kmalloc_caches(), once: also
+            with self._kmalloc_lock:                   # when threads race for the first use
+                if not self._kmalloc:
+                    self._kmalloc = [
+                        self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024
+                                           else f"kmalloc-{sz}", sz, 0, 0, i)
+                        for i, sz in enumerate(KMALLOC_SIZES)]
         return self._kmalloc
 
     def kmalloc(self, size: int) -> int:

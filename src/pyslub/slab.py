@@ -544,7 +544,7 @@ def lock_all(seg: Segment, caches: list) -> None:
         for k in range(s.nr_cpus):
             c = cpu_rec(s, k)
             if s.meta[c + C_BIAS]:              # nobody runs biased across a fork
-                bias_revoke(s, c, stats_rec(s, k, SHARED_SEAT))
+                bias_revoke(s, c, 0)            # (st 0: not counted)
             if cython.compiled:                 # the sheaves' local lock
                 spin_lock(cython.address(s.meta[c + C_LOCK]), gettid())
             else:
@@ -620,7 +620,8 @@ def bias_revoke(s: "KmemCache", c: i64, st: i64) -> cython.void:
         while load_acquire(cython.address(s.meta[c + C_INCS])) != 0:
             spins = wait_busy(spins)
     s.meta[c + C_BIAS] = 0
-    stat(s, st, BIAS_REVOKE)
+    if st:                                      # 0: lock_all(), which counts nothing
+        stat(s, st, BIAS_REVOKE)
 
 
 @cython.cfunc

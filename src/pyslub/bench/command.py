@@ -47,6 +47,7 @@ examples:
   pyslub bench --slub all             test01 on SLUB 4.4, 6.18 (sheaves) and 7.0
   pyslub bench --slub 7.0 peers       7.0 next to mimalloc & co
   pyslub bench sheaves                the 6.18 cover letter: alloc N, free N (FIFO/shuffled)
+  pyslub bench threads                threads as cpus: scaling, remote frees, policies
 """
 
 
@@ -113,9 +114,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "alloc + free), next to the seed cover letter's table.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("test", nargs="?", default="test01",
-                   choices=("test01", "test02", "test03", "all", "peers", "sheaves"),
-                   help="what to run: a kernel module, all three, the peers comparison, or "
-                   "the 6.18 sheaves cover letter's experiment (default: test01)")
+                   choices=("test01", "test02", "test03", "all", "peers", "sheaves",
+                            "threads"),
+                   help="what to run: a kernel module, all three, the peers comparison, the "
+                   "6.18 sheaves cover letter's experiment, or the thread benchmarks "
+                   "(pyslub.bench.threads) (default: test01)")
     b.add_argument("--slub", default="4.4", choices=("4.4", "6.18", "7.0", "all"),
                    help="SLUB generation of the caches: 4.4 (the seed's), 6.18 (opt-in sheaves "
                    "above the cpu slabs: see --sheaf-capacity), 7.0 (sheaves for every "
@@ -176,6 +179,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     b.add_argument("-v", "--verbose", action="store_true",
                    help="also print every time_bench: line, counters and strategy tables")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    from pyslub.bench import threads
+
+    threads.add_arguments(b)
     b.set_defaults(func=run, parser=b)
     return b
 
@@ -399,6 +405,10 @@ def _maybe_reexec_for_jemalloc(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``pyslub bench``; returns the exit status."""
     parser: argparse.ArgumentParser = args.parser
+    if args.test == "threads":
+        from pyslub.bench import threads
+
+        return threads.run(args)
     if args.sheaf_capacity and args.slub == "4.4":
         args.slub = "6.18"
     if args.slub == "all" or args.test == "sheaves":

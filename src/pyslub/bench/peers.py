@@ -62,7 +62,7 @@ __all__ = [
 OBJECT_SIZE = 256
 MAX_BULK = 4096                      # the harness's objs[] size
 HARNESS_SOURCE = "peers_harness.c"
-CFLAGS = ("-O2", "-shared", "-fPIC")
+CFLAGS = ("-O2", "-shared", "-fPIC", "-pthread")
 # jemalloc's library uses initial-exec TLS; a running Python has no static TLS left for it
 # unless the process started with this glibc tunable (pyslub bench re-execs itself with it)
 TLS_TUNABLE = "glibc.rtld.optional_static_tls=16384"
@@ -180,6 +180,9 @@ class Harness:
             fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_long, u64p]
         for fn in (lib.peers_bench_malloc, lib.peers_bench_stack, lib.peers_bench_freelist):
             fn.restype = ctypes.c_int
+        lib.peers_bench_xmalloc.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int,
+                                            ctypes.c_long, ctypes.c_int, ctypes.c_int, u64p]
+        lib.peers_bench_xmalloc.restype = ctypes.c_int
         lib.peers_callgrind.argtypes = [ctypes.c_int]
         lib.peers_callgrind.restype = ctypes.c_int
         self.has_callgrind = bool(lib.peers_callgrind(0))
@@ -211,6 +214,18 @@ class Harness:
             rc = self.lib.peers_bench_malloc(self.slots[peer], loops, bulk, size, out)
         if rc != 0:
             raise RuntimeError(f"peers harness: {peer} bulk {bulk} failed ({rc})")
+        return out[0], out[1], out[2], out[3], out[4]
+
+
+    def xmalloc(self, peer: str, total: int, batch: int, size: int = OBJECT_SIZE,
+                pins: tuple[int, int] = (-1, -1)) -> tuple[int, int, int, int, int]:
+        """Remote frees: ``total`` mallocs in batches of ``batch`` on the calling thread, freed
+        by a consumer thread (``pins``: a core for each, or -1); the five numbers of ``run``."""
+        out = (ctypes.c_uint64 * 5)()
+        rc = self.lib.peers_bench_xmalloc(self.slots[peer], total, batch, size, pins[0],
+                                          pins[1], out)
+        if rc != 0:
+            raise RuntimeError(f"peers harness: {peer} xmalloc batch {batch} failed ({rc})")
         return out[0], out[1], out[2], out[3], out[4]
 
 

@@ -12,6 +12,9 @@
  *   peers_bench_stack()   the limit of an array stack: N pops, then N pushes of slot pointers
  *   peers_bench_freelist()the limit of an in-object freelist (SLUB's shape, no slabs): N pops
  *                         following the link stored in each free object, then N pushes
+ *   peers_bench_xmalloc() remote frees (mimalloc-bench's xmalloc-test shape, one thread each
+ *                         side): the calling thread mallocs batches and hands them over a ring
+ *                         to a consumer thread that frees them (`pyslub bench threads`)
  *
  * Built at run time by pyslub.bench.peers with the system C compiler (cc -O2 -shared -fPIC).
  * Where valgrind's callgrind.h exists, peers_callgrind(1) makes each timed loop collect its
@@ -22,6 +25,8 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,4 +230,122 @@ int peers_bench_freelist(long loops, int bulk, long size, uint64_t *out)
     BENCH_STOP(out, cnt);
     free(mem);
     return 0;
+}
+
+/* ---- remote frees: one producer, one consumer ------------------------------------------------
+ * The ring is pyslub.bench._threads.Handoff's: `slots` batches of up to `cap` pointers; the
+ * producer publishes its batch index with a release store, the consumer its own; a side that
+ * finds the ring full (empty) spins briefly, then yields its core. */
+
+struct xring {
+    long slots, cap, total;
+    void **buf;
+    long *counts;
+    free_fn free;
+    int pin;
+    long head __attribute__((aligned(128)));   /* batches published (producer) */
+    long tail __attribute__((aligned(128)));   /* batches freed (consumer) */
+};
+
+static inline void xwait(int *spins)
+{
+    if (++*spins < 64) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        sched_yield();
+    }
+}
+
+static void xpin(int cpu)
+{
+    cpu_set_t set;
+
+    if (cpu < 0)
+        return;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *xconsumer(void *arg)
+{
+    struct xring *r = arg;
+    long tail = 0, done = 0, j, n;
+    int spins;
+
+    xpin(r->pin);
+    while (done < r->total) {
+        spins = 0;
+        while (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == tail)
+            xwait(&spins);
+        n = r->counts[tail % r->slots];
+        for (j = 0; j < n; j++)
+            r->free(r->buf[(tail % r->slots) * r->cap + j]);
+        done += n;
+        tail++;
+        __atomic_store_n(&r->tail, tail, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+/* total objects of `size` bytes, malloc'ed `batch` at a time by the calling thread and freed
+ * by a consumer thread; pin_producer / pin_consumer: a core for each thread, or -1.  The clock
+ * runs from the producer's first malloc until the consumer's last free. */
+int peers_bench_xmalloc(int slot, long total, int batch, long size, int pin_producer,
+                        int pin_consumer, uint64_t *out)
+{
+    struct xring *r;
+    pthread_t consumer;
+    cpu_set_t saved;
+    malloc_fn m;
+    long head = 0, done = 0, j, n;
+    int spins, rc = 0;
+
+    if (slot < 0 || slot >= nr_allocators || batch < 1 || batch > MAX_BULK || total < 1)
+        return -1;
+    r = aligned_alloc(128, (sizeof(*r) + 127) / 128 * 128);
+    if (!r)
+        return -1;
+    memset(r, 0, sizeof(*r));
+    r->slots = 64;
+    r->cap = batch;
+    r->total = total;
+    r->buf = malloc(sizeof(void *) * (size_t)(r->slots * r->cap));
+    r->counts = calloc((size_t)r->slots, sizeof(long));
+    r->free = allocators[slot].free;
+    r->pin = pin_consumer;
+    m = allocators[slot].malloc;
+    if (!r->buf || !r->counts || pthread_create(&consumer, NULL, xconsumer, r) != 0) {
+        free(r->buf);
+        free(r->counts);
+        free(r);
+        return -1;
+    }
+    pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved);
+    xpin(pin_producer);
+    BENCH_START(out);
+    while (done < total) {
+        n = total - done < batch ? total - done : batch;
+        spins = 0;
+        while (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->slots)
+            xwait(&spins);
+        for (j = 0; j < n; j++) {
+            r->buf[(head % r->slots) * r->cap + j] = m((size_t)size);
+            if (!r->buf[(head % r->slots) * r->cap + j])
+                rc = -2;                        /* NULL is freed harmlessly by free() */
+        }
+        r->counts[head % r->slots] = n;
+        head++;
+        __atomic_store_n(&r->head, head, __ATOMIC_RELEASE);
+        done += n;
+    }
+    pthread_join(consumer, NULL);
+    BENCH_STOP(out, (uint64_t)total);
+    pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
+    free(r->buf);
+    free(r->counts);
+    free(r);
+    return rc;
 }

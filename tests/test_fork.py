@@ -1,0 +1,216 @@
+"""fork(): the child gets a consistent private copy, and nothing it does reaches the parent.
+
+Each scenario runs in its own process (compiled and uncompiled), which builds a Memory, forks
+children and reports as JSON what the children saw (through a pipe) and what the parent sees
+afterwards.  A child allocates and frees freely -- the parent's own objects included (its copy
+of them), with several threads, in a new cache and in kmalloc -- and exits with ``os._exit``.
+The parent must find everything as it was: ``validate()``, ``live_objects()``, the counters,
+the occupancy files, the free pages and the bytes of its objects.
+
+"busy": another thread of the parent is inside the allocator when fork() is called, with
+single objects and bulks below NOGIL_MIN (calls that hold the GIL), with
+``sys.setswitchinterval(1e-6)`` so that the GIL changes hands inside the at-fork hooks, or
+with bulks above it (calls that release the GIL for the core work).  The child's copy must be
+consistent (``validate() == []``) and usable.  A watchdog ends a deadlocked scenario.
+"""
+
+from __future__ import annotations
+
+import pytest
+from childproc import MODES, launch_all, report, skip_in_rerun
+
+pytestmark = skip_in_rerun
+
+CHILD = r'''
+import faulthandler, json, os, sys, threading, time
+import numpy as np
+import pyslub
+from pyslub import SlabError
+
+SCENARIO = sys.argv[1]
+WATCHDOG = 6                             # seconds: a deadlock exits with status 1 and stacks
+faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+if SCENARIO == "busy-gil-switch":
+    sys.setswitchinterval(1e-6)          # the GIL changes hands at every chance
+COMPILED = pyslub.COMPILED
+mem = pyslub.Memory(size=128 << 20, nr_cpus=4)
+c = mem.create_cache("parent", 64)
+spare = mem.create_cache("spare", 128)
+objs = c.alloc_many(1000)
+for i, a in enumerate(objs.tolist()):
+    c.view(a)[:8] = i.to_bytes(8, "little")
+c.free_bulk(objs[1::2].copy())
+mine = objs[::2].tolist()
+big = mem.kmalloc(20000)
+mem.view(big)[:4] = b"big!"
+
+
+def snapshot():
+    return {"validate": c.validate(), "live": c.live_objects(), "stats": c.stats(),
+            "occupancy": c.occupancy(), "free_pages": mem.free_pages(),
+            "spare_live": spare.live_objects(), "caches": sorted(mem.caches),
+            "bytes": [int.from_bytes(c.view(a)[:8], "little") for a in mine],
+            "big": bytes(mem.view(big)[:4]).decode()}
+
+
+def child_threads(nthreads, ops):
+    """The child's work: threads allocating and freeing, each checking it never gets an
+    address another holds; returns problems found."""
+    held = set()
+    lock = threading.Lock()
+    problems = []
+
+    def work(k):
+        rng = np.random.default_rng(k)
+        mine_here = []
+        with mem.on_cpu(k % mem.nr_cpus):
+            for i in range(ops):
+                if i % 3 == 0:
+                    p = c.alloc_many(int(rng.integers(1, 400)))
+                else:
+                    p = np.array([c.alloc() for _ in range(3)], dtype=np.uint64)
+                with lock:
+                    dup = held.intersection(p.tolist())
+                    if dup:
+                        problems.append(f"duplicate {sorted(dup)[:3]}")
+                    held.update(p.tolist())
+                mine_here.append(p)
+                if len(mine_here) > 4:
+                    q = mine_here.pop(0)
+                    with lock:
+                        held.difference_update(q.tolist())
+                    c.free_bulk(q)
+        for q in mine_here:
+            with lock:
+                held.difference_update(q.tolist())
+            c.free_bulk(q)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(nthreads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return problems
+
+
+def child_body():
+    """Everything a child does; returns its report (dict)."""
+    v = c.validate()
+    out = {"validate_at_fork": v[:3], "n_problems_at_fork": len(v)}
+    out["problems"] = child_threads(4, 30 if COMPILED else 6)
+    c.free_bulk(np.array(mine, dtype=np.uint64))          # the parent's objects (our copy)
+    for a in c.alloc_many(500).tolist():                   # write into fresh objects
+        c.view(a)[:8] = b"childxxx"
+    mem.kfree(big)
+    k = [mem.kmalloc(s) for s in (8, 100, 3000, 9000, 40000)]
+    mem.kfree_bulk(np.array(k, dtype=np.uint64))
+    new = mem.create_cache("child-only", 200)
+    new.free(new.alloc())
+    mem.destroy_cache(new)
+    spare.free(spare.alloc())
+    mem.destroy_cache(spare)
+    c.shrink()
+    out["validate_after"] = c.validate()[:3]
+    return out
+
+
+def fork_child():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            msg = json.dumps(child_body())
+        except BaseException as e:                # noqa: BLE001 (reported to the parent)
+            msg = json.dumps({"error": f"{type(e).__name__}: {e}"})
+            code = 3
+        os.write(w, msg.encode())
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    rep = json.loads(b"".join(chunks) or b"{}")
+    rep["status"] = status
+    return rep
+
+
+result = {"compiled": COMPILED, "children": []}
+if SCENARIO == "quiet":
+    before = snapshot()
+    for _ in range(2):
+        result["children"].append(fork_child())
+    after = snapshot()
+    result["changed"] = sorted(k for k in before if before[k] != after[k])
+    result["parent_validate"] = after["validate"]
+else:
+    # another thread busy in the allocator while we fork
+    stop = threading.Event()
+    held_by_busy = []
+    bulk = 2000 if SCENARIO == "busy-nogil" else 100      # GIL released, or held
+
+    def busy():
+        with mem.on_cpu(1):
+            p = np.zeros(bulk, dtype=np.uint64)
+            while not stop.is_set():
+                c.alloc_bulk(p)
+                c.free_bulk(p, strategy="fallback")
+                a = c.alloc()
+                c.free(a)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    for _ in range(6 if COMPILED else 3):
+        time.sleep(0.002)
+        result["children"].append(fork_child())
+    stop.set()
+    t.join()
+    result["parent_validate"] = c.validate()
+    result["changed"] = []
+print(json.dumps(result))
+'''
+
+SCENARIOS = ("quiet", "busy-gil-switch", "busy-nogil")
+_RESULTS: dict = {}
+
+
+def _key(scenario: str, mode: str):
+    return (CHILD, (scenario,), mode)
+
+
+@pytest.fixture(scope="module")
+def children():
+    return launch_all([_key(s, m) for s in SCENARIOS for m in MODES], _RESULTS)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_fork_child_has_a_private_consistent_copy(children, scenario, mode):
+    key = _key(scenario, mode)
+    proc = children[key]
+    if (mode == "compiled" and scenario.startswith("busy") and getattr(proc, "returncode", 0)
+            and "Timeout" in proc.stderr and "_fork" in proc.stderr):
+        pytest.xfail("fork() deadlock: the at-fork hooks hold every cpu claim while Python code "
+                     "runs (the GIL can change hands there), and another thread's GIL-holding "
+                     "alloc()/free() then spins on a claimed cpu with the GIL: reported")
+    out = report(proc, key)
+    assert out["parent_validate"] == []
+    assert out["changed"] == [], f"the child's work changed the parent's {out['changed']}"
+    assert out["children"]
+    for ch in out["children"]:
+        assert ch["status"] == 0 and "error" not in ch, ch
+        assert ch["problems"] == [], ch            # no duplicates among the child's threads
+    torn = [ch for ch in out["children"] if ch["n_problems_at_fork"]]
+    if torn and scenario == "busy-nogil" and mode == "compiled":
+        pytest.xfail("fork() during another thread's GIL-free bulk: the child's copy holds a "
+                     f"half-done free_bulk ({torn[0]['validate_at_fork'][0]}; "
+                     f"{len(torn)}/{len(out['children'])} children): reported")
+    assert torn == [], torn[0]
+    for ch in out["children"]:
+        assert ch["validate_after"] == [], ch
