@@ -45,7 +45,7 @@ def test_default_output_structure(capsys) -> None:
     assert lines[0].startswith(f"pyslub {pyslub.__version__} bench test01: ")
     machine = next(i for i, ln in enumerate(lines) if ln.startswith("machine: "))
     assert machine <= 2
-    assert re.search(r"TSC: \d+ kHz measured", lines[machine] + " " + lines[machine + 1])
+    assert re.search(r"TSC: \d+ kHz\s+measured", lines[machine] + " " + lines[machine + 1])
     geo = next(i for i, ln in enumerate(lines) if ln.startswith("geometry: "))
     assert lines[geo].startswith("geometry: object 232 B, SLAB_HWCACHE_ALIGN, nr_cpus 8")
     assert lines[geo + 1] == "  size 256, order 1, 32 objs/slab, min_partial 5, cpu_partial 13"

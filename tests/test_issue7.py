@@ -155,7 +155,7 @@ elif CASE.startswith("hole-"):
             struct.pack_into("q", m, pm + ((a >> L.PAGE_SHIFT) * L.PM_STRIDE + L.PM_HEAD) * 8,
                              1 << 40)
         elif CASE == "hole-set_binding":
-            pyslub.slab.set_binding(mem._seg.token, 50_000_000, 0)
+            pyslub.slab.set_binding(mem._seg, 50_000_000, 0)
         elif CASE == "hole-cpu_users_add":
             pyslub.slab.cpu_users_add(mem._seg, 1 << 40, 1)
         c.free(a)
@@ -210,13 +210,33 @@ def test_shrink_with_finalizers(children, mode):
 
 
 @needs_children
-@pytest.mark.xfail(strict=True, reason="reachable from Python and unchecked (reported): "
-                   "Memory._seg.mapping is the writable mmap of the whole segment; "
-                   "pyslub.slab.set_binding / cpu_users_add take unchecked indices")
 @pytest.mark.parametrize("hole", HOLES)
-def test_known_hole_is_an_exception_not_a_crash(children, hole):
+def test_former_hole_is_an_exception_not_a_crash(children, hole):
+    """The mapping is private; set_binding / cpu_users_add check their indices."""
     out = report(children[_key(hole, "compiled")], _key(hole, "compiled"))
-    assert out["outcome"] != "no effect"
+    assert out["outcome"] in ("AttributeError", "ValueError"), out
+
+
+def test_segments_and_cache_views_cannot_be_forged():
+    """A Segment only comes from its factories; a cache view only of a live descriptor."""
+    from pyslub.cache import Cache
+    from pyslub.page_alloc import Segment
+
+    mem = pyslub.Memory(size=8 << 20, nr_cpus=2)
+    c = mem.create_cache("real", 64)
+    with pytest.raises(TypeError, match="made by Segment.private"):
+        Segment(object(), bytearray(1 << 16), False)
+    for cid in (0, c.id + 1, 1 << 40, -1, "1"):
+        with pytest.raises(ValueError, match="no live cache"):
+            Cache(mem._seg, cid, mem._bind)
+    mem.destroy_cache(c)
+    with pytest.raises(ValueError, match="no live cache"):
+        Cache(mem._seg, c.id, mem._bind)
+    for bad in ((mem._seg, 1 << 40, 0), (mem._seg, 0, 1 << 20), (mem._seg, -2, 0)):
+        with pytest.raises(ValueError, match="outside"):
+            pyslub.slab.set_binding(*bad)
+    with pytest.raises(ValueError, match="not a destroyed cache"):
+        pyslub.slab.release_descriptor(mem._seg, 1 << 40)
 
 
 # ---- 3. internals are private or read-only (compiled: C attributes) -------------------------
@@ -227,9 +247,9 @@ HIDDEN = ("words", "pm", "meta", "desc", "state", "ring", "seg", "d", "cpu_base"
 READONLY = ("name", "id", "gen", "flags", "object_size", "size", "align", "offset", "inuse",
             "order", "objects", "min_order", "min_objects", "arena_bytes", "nr_cpus", "debug",
             "checks", "reports")
-SEG_HIDDEN = ("hdr", "desc", "pm", "state", "meta", "words", "arena")
+SEG_HIDDEN = ("hdr", "desc", "pm", "state", "meta", "words", "arena", "mapping", "owner")
 SEG_READONLY = ("arena_bytes", "nr_pages", "meta_bytes", "nr_cpus", "max_caches", "token",
-                "shared", "mapping")
+                "shared")
 
 
 def test_internals_of_a_cache_are_not_reachable_compiled():

@@ -67,6 +67,29 @@ from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 # runs Python code, against ~1-2 ns of core work per object).
 NOGIL_MIN = cython.declare(i64, 256)
 STACK_WORDS = cython.declare(i64, 256)   # arrays up to this size are copied to the C stack
+# Threads of this process inside a GIL-free core section (atomic).  fork() waits for 0 with
+# the GIL held (Memory's at-fork hook): no other thread can then be inside any core operation
+# -- a GIL-holding one cannot be, the forking thread holds the GIL -- so the child's copy of
+# a private segment is consistent and no lock needs to be taken across the fork.
+_nogil_sections = cython.declare(i64, 0)
+
+
+def nogil_min() -> int:
+    """Bulk operations of at least this many objects release the GIL."""
+    return NOGIL_MIN
+
+
+def fork_quiesce() -> None:
+    """Before fork(), GIL held: wait until no thread of this process is inside a GIL-free core
+    section (they finish their core work, then block on the GIL)."""
+    if cython.compiled:
+        spins: cython.int = 0
+        while load_acquire(cython.address(_nogil_sections)) != 0:
+            if spins < 64:
+                cpu_relax()
+            else:
+                yield_cpu()
+            spins += 1
 
 # strategy name -> FB_* id (a C-level dict when compiled: one lookup per free_bulk call)
 STRATEGY_IDS = cython.declare(dict, {name: i for i, name in enumerate(FREE_BULK_STRATEGIES)})
@@ -265,8 +288,10 @@ class Cache(KmemCache):
                     raise MemoryError("cannot allocate a scratch array")
             try:
                 if n >= NOGIL_MIN:
+                    fetch_add(cython.address(_nogil_sections), 1)
                     with cython.nogil:
                         got = kmem_cache_alloc_bulk_any(self, c, st, n, buf)
+                        fetch_add(cython.address(_nogil_sections), -1)
                 else:
                     got = kmem_cache_alloc_bulk_any(self, c, st, n, buf)
                 if got > 0:
@@ -330,8 +355,10 @@ class Cache(KmemCache):
                 if bad == 0:
                     m: i64 = compact_nulls(buf, n) if self.sheaf_capacity and allow_null else n
                     if m >= NOGIL_MIN:
+                        fetch_add(cython.address(_nogil_sections), 1)
                         with cython.nogil:
                             kmem_cache_free_bulk_any(self, c, st, m, buf, sid)
+                            fetch_add(cython.address(_nogil_sections), -1)
                     elif m:
                         kmem_cache_free_bulk_any(self, c, st, m, buf, sid)
                     if not self.sheaf_capacity:     # sheaves leave the array as it was
@@ -672,7 +699,8 @@ class Cache(KmemCache):
         """Walk every slab and return the problems found (empty when consistent)."""
         from pyslub.validate import validate_cache
         self._after()
-        return validate_cache(self)
+        with self.binder.__self__._exclusive("validate()"):
+            return validate_cache(self)
 
     def _views(self) -> dict:
         """Read-only views of the core's words, for validate() and the tools."""

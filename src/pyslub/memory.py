@@ -16,9 +16,11 @@ Threads are cpus.  Each thread runs as one logical cpu of each Memory it uses:
   measurement behind the default;
 * several threads may run as one cpu at once: the core is correct for it (slab.py's header).
 
-fork(): the segment is MAP_PRIVATE, so a child gets a consistent private copy.  Every lock of
-every Memory is taken just before the fork (no operation is half done in the copy) and
-released on both sides after it.
+fork(): the segment is MAP_PRIVATE, so a child gets a private copy.  It is consistent because
+just before the fork no thread is inside the core: GIL-holding operations cannot be (the
+forking thread holds the GIL), and the at-fork hook waits for the GIL-free bulk sections to
+end (``cache.fork_quiesce``).  No lock is held across the fork.  (Native benchmark loops,
+``pyslub.bench``, run outside this accounting: do not fork while one runs.)
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from pyslub._layout import (
     SLAB_STORE_USER,
 )
 from pyslub.cache import Cache, address_arg, kfree_bulk
+from pyslub.cache import fork_quiesce as _fork_quiesce
 from pyslub.errors import SlabError
 from pyslub.page_alloc import Segment
 from pyslub.sheaves import init_cpu_sheaves
@@ -84,13 +87,14 @@ class _Binding:
     """One thread's binding to one Memory: its seat, its default cpu, its on_cpu stack.  Lives
     in the Memory's threading.local, so it goes away (seat and cpu given back) with the thread."""
 
-    __slots__ = ("seg", "seat", "owner", "default", "stack", "__weakref__")
+    __slots__ = ("seg", "seat", "owner", "default", "stack", "exclusive", "__weakref__")
 
     def __init__(self, seg: Segment, policy: str) -> None:
         self.seg = seg
         self.owner = threading.get_native_id()
         self.seat = _slab.acquire_seat(seg, self.owner)
         self.stack: list[int] = []
+        self.exclusive: str | None = None      # a Python-level operation in progress
         if policy == "thread":
             self.default = _slab.least_used_cpu(seg)
             _slab.cpu_users_add(seg, self.default, 1)
@@ -244,7 +248,26 @@ class Memory:
     def _bind(self) -> None:
         """The core's callback on a TLS miss: cache this thread's binding for this Memory."""
         b = self._binding()
-        _slab.set_binding(self._seg.token, b.cpu, b.seat)
+        if b.exclusive:
+            raise SlabError(f"re-entrant call into pyslub during {b.exclusive} (from a hook, "
+                            "finalizer or signal handler running inside it): refused")
+        _slab.set_binding(self._seg, b.cpu, b.seat)
+
+    @contextlib.contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        """A multi-step operation written in Python (validate()): while it runs, any call of
+        the same thread into this Memory's core -- a gc callback, a finalizer, a profile hook
+        or a signal handler -- is refused (the thread's cached binding is dropped, so the call
+        reaches _bind(), which raises)."""
+        b = self._binding()
+        if b.exclusive:
+            raise SlabError(f"re-entrant call into pyslub during {b.exclusive}: refused")
+        b.exclusive = what
+        _slab.clear_binding()
+        try:
+            yield
+        finally:
+            b.exclusive = None
 
     @property
     def cpu(self) -> int:
@@ -262,12 +285,12 @@ class Memory:
             raise ValueError(f"cpu {cpu!r} outside 0..{self.nr_cpus - 1}")
         b = self._binding()
         b.stack.append(cpu)
-        _slab.set_binding(self._seg.token, cpu, b.seat)
+        _slab.set_binding(self._seg, cpu, b.seat)
         try:
             yield
         finally:
             b.stack.pop()
-            _slab.set_binding(self._seg.token, b.cpu, b.seat)
+            _slab.set_binding(self._seg, b.cpu, b.seat)
 
     # ---- caches ------------------------------------------------------------------------------
 
@@ -438,12 +461,6 @@ class Memory:
                             f"(0..{self._seg.arena_bytes:#x})")
         return self._seg.raw(addr, nbytes)
 
-    def _fork_prepare(self) -> None:
-        _slab.lock_all(self._seg, [c for c in self._caches if c is not None])
-
-    def _fork_release(self) -> None:
-        _slab.unlock_all(self._seg, [c for c in self._caches if c is not None])
-
     def __repr__(self) -> str:
         return (f"<pyslub.Memory {self._seg.arena_bytes >> 20} MiB, {self.nr_cpus} cpus, "
                 f"SLUB {self.slub}, {len(self.caches)} caches"
@@ -462,12 +479,11 @@ def _before_fork() -> None:
     for mem in list(_LIVE):
         if mem._guard is not None:
             mem._guard.lock.acquire()
-        mem._fork_prepare()
+    _fork_quiesce()                 # compiled: no thread is inside the core from here on
 
 
 def _after_fork() -> None:
     for mem in list(_LIVE):
-        mem._fork_release()
         if mem._guard is not None:
             mem._guard.lock.release()
 

@@ -3,7 +3,7 @@ from pyslub._layout cimport *
 from pyslub._prim cimport gettid, mutex_lock, mutex_unlock
 
 cdef class Segment:
-    cdef readonly object mapping      # the mmap holding everything below
+    cdef object mapping               # the mmap holding everything below (private)
     cdef readonly bint shared         # a POSIX shm segment (else anonymous MAP_PRIVATE)
     cdef readonly object name         # its shm name (None: private)
     cdef readonly int fd              # its shm file descriptor, kept open (-1: private)

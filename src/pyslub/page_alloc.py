@@ -39,6 +39,8 @@ from pyslub._layout import SEG_MAGIC as _MAGIC  # noqa: E402
 
 # process-local identity of a Segment object (thread bindings are cached per token)
 _next_token = cython.declare(cython.longlong, 1)
+# what the factories pass to Segment() (compiled: a C global, not reachable from Python)
+_SEAL = cython.declare(object, object())
 
 
 def _align(x, a):
@@ -84,9 +86,14 @@ class Segment:
         if not cython.compiled:                   # plain Python has no __cinit__
             Segment.__cinit__(self, *args)
 
-    def __cinit__(self, mapping, shared, name=None, fd=-1):
-        # __cinit__ always runs (tp_new): the memoryviews can never be unset.
+    def __cinit__(self, seal, mapping, shared, name=None, fd=-1):
+        # __cinit__ always runs (tp_new): the memoryviews can never be unset.  Only this
+        # module's factories hold the seal: a Segment over a mapping they did not format or
+        # check cannot be made (the compiled core trusts every word of a segment).
         global _next_token
+        if seal is not _SEAL:
+            raise TypeError("Segment objects are made by Segment.private, create_shared and "
+                            "attach")
         self.mapping = mapping
         self.shared = shared
         self.name = name
@@ -131,7 +138,7 @@ class Segment:
         plan = segment_plan(arena_bytes, nr_cpus, max_caches, meta_bytes)
         m = mmap.mmap(-1, plan["total"], flags=mmap.MAP_PRIVATE)
         format_segment(m, plan, arena_bytes, nr_cpus, max_caches, meta_bytes)
-        return Segment(m, False)
+        return Segment(_SEAL, m, False)
 
     @staticmethod
     def create_shared(name, arena_bytes, nr_cpus, max_caches=1024, meta_bytes=0):
@@ -152,7 +159,7 @@ class Segment:
             _posixshmem.shm_unlink(_shm_path(name))
             raise
         format_segment(m, plan, arena_bytes, nr_cpus, max_caches, meta_bytes)
-        return Segment(m, True, name, fd)
+        return Segment(_SEAL, m, True, name, fd)
 
     @staticmethod
     def attach(name):
@@ -185,7 +192,7 @@ class Segment:
         except BaseException:
             os.close(fd)
             raise
-        return Segment(m, True, name, fd)
+        return Segment(_SEAL, m, True, name, fd)
 
     @staticmethod
     def unlink(name):

@@ -16,7 +16,11 @@ class FreeRecord(list):
     "fast" = the list went onto the cpu freelist (the cpu slab's lockless path), "slow" =
     ``__slab_free`` published it in the slab with one cmpxchg_double.  The core writes the
     lists into a C ring while it works; they become tuples here after each operation.
+    ``lost``: records the ring had no room for (one call produced more than it holds; a
+    RuntimeWarning says so too).
     """
+
+    lost = 0
 
     @property
     def lists(self) -> list[list[int]]:
@@ -38,7 +42,10 @@ class ProbeRecord(list):
     """One ``(slab address, cnt, was_frozen, case)`` per ``__slab_free`` call, as the seed's
     perf probes on ``__slab_free()`` saw them: ``cnt`` objects freed by the call (the detached
     list's length), the slab's frozen bit before it, and the branch it took (one of
-    ``pyslub.slab.PROBE_CASES``'s names).  ``pyslub.tools.probe_report`` summarises them."""
+    ``pyslub.slab.PROBE_CASES``'s names).  ``pyslub.tools.probe_report`` summarises them.
+    ``lost``: records the core's event ring had no room for."""
+
+    lost = 0
 
     @property
     def counts(self) -> list[int]:

@@ -53,6 +53,7 @@ cdef class KmemCache:
     cdef i64 freepointer_corrupt(self, i64 obj, i64 fp, i64 page) noexcept nogil
     cdef void emit(self, i64 kind, i64 a, i64 b, i64 c, i64 d) noexcept nogil
     cpdef drain(self)
+    cpdef lost_records(self, i64 lost)
     # node lists (list_lock held)
     cdef void add_partial(self, i64 page, int tail) noexcept nogil
     cdef void remove_partial(self, i64 page) noexcept nogil
@@ -303,6 +304,9 @@ cdef inline i64 ring_reserve(KmemCache s, i64 n) noexcept nogil:
 cdef inline void ring_commit(KmemCache s, i64 w, i64 head) noexcept nogil:
     """Publish a reserved record: its header word last (readers stop at a zero header)."""
     store_release(&s.ring[w], head)
+
+cdef inline void ring_add(KmemCache s, i64 i, i64 n) noexcept nogil:
+    fetch_add(&s.ring[i], n)
 
 cdef inline bint ring_reset(KmemCache s, i64 end) noexcept nogil:
     return cmpxchg(&s.ring[R_WPOS], end, R_DATA)

@@ -102,6 +102,7 @@ Deviations from the kernel (each also noted where it happens)
 """
 
 import threading
+import warnings
 
 import cython
 
@@ -127,8 +128,6 @@ else:
         membarrier_init,
         mutex_lock,
         mutex_unlock,
-        spin_lock,
-        spin_unlock,
         store_release,
         this_cpu_cmpxchg_double,
         tls_cpu,
@@ -158,6 +157,9 @@ else:
 
     def ring_commit(s, w, head):
         s.ring[w] = head
+
+    def ring_add(s, i, n):
+        s.ring[i] += n
 
     def ring_reset(s, end):
         if s.ring[R_WPOS] != end:
@@ -441,6 +443,8 @@ def cpu_records_alloc(seg: Segment, nbytes):
 def release_descriptor(seg: Segment, cid):
     """After destroy: the cache's counters go back to the pool (its id, descriptor and cpu
     records stay retired)."""
+    if not 0 < cid < seg.hdr[H_NR_CACHES] or seg.desc[cid * DESC_STRIDE + D_STATE] != DS_DEAD:
+        raise ValueError(f"cache id {cid}: not a destroyed cache of this Memory")
     lock_registry(seg)
     try:
         d = cid * DESC_STRIDE
@@ -472,10 +476,14 @@ def unlock_registry(seg: Segment):
 # The calling thread's cpu
 # =============================================================================================
 
-def set_binding(token: i64, cpu: i64, seat: i64) -> None:
-    """Cache the calling thread's (cpu, seat) for the Memory whose segment has ``token``
-    (cpu < 0: the "sched" policy, ``sched_getcpu() % nr_cpus`` on each operation)."""
-    tls_set(token, cpu, seat)
+def set_binding(seg: Segment, cpu: i64, seat: i64) -> None:
+    """Cache the calling thread's (cpu, seat) for the Memory of segment ``seg`` (cpu -1: the
+    "sched" policy, ``sched_getcpu() % nr_cpus`` on each operation).  Checked: the core
+    indexes cpu records and counters with these values without looking again."""
+    if not (-1 <= cpu < seg.nr_cpus) or not (0 <= seat <= SHARED_SEAT):
+        raise ValueError(f"binding (cpu {cpu}, seat {seat}) outside this Memory's "
+                         f"{seg.nr_cpus} cpus and {SHARED_SEAT + 1} seats")
+    tls_set(seg.token, cpu, seat)
 
 
 def clear_binding() -> None:
@@ -508,6 +516,8 @@ def release_seat(seg: Segment, seat: i64, owner: i64) -> None:
 
 def cpu_users_add(seg: Segment, cpu: i64, delta: i64) -> None:
     """Threads bound to ``cpu`` by the default policy (H_CPU_USERS), atomically."""
+    if not 0 <= cpu < seg.nr_cpus:
+        raise ValueError(f"cpu {cpu} outside 0..{seg.nr_cpus - 1}")
     if cython.compiled:
         fetch_add(cython.address(seg.hdr[H_CPU_USERS + cpu]), delta)
     else:
@@ -529,81 +539,6 @@ def sched_cpu() -> int:
     return getcpu()
 
 
-def lock_all(seg: Segment, caches: list) -> None:
-    """Before fork(): take every lock of the segment, in the lock order (registry; per cache
-    every cpu claim, then list_lock; the page allocators), so that no operation is half done in
-    the child's copy.  Counts nothing."""
-    s: KmemCache
-    c: i64
-    k: i64
-    tid: i64
-    fl: i64
-    spins: cython.int
-    lock_registry(seg)
-    for s in caches:
-        for k in range(s.nr_cpus):
-            c = cpu_rec(s, k)
-            if s.meta[c + C_BIAS]:              # nobody runs biased across a fork
-                bias_revoke(s, c, 0)            # (st 0: not counted)
-            if cython.compiled:                 # the sheaves' local lock
-                spin_lock(cython.address(s.meta[c + C_LOCK]), gettid())
-            else:
-                spin_lock(s.meta, c + C_LOCK, gettid())
-            spins = 0
-            while True:
-                tid = read_tid(s, c)
-                if not (tid & TID_BUSY):
-                    fl = s.meta[c + C_FREELIST]
-                    if cython.compiled:
-                        if this_cpu_cmpxchg_double(cython.address(s.meta[c + C_FREELIST]), fl,
-                                                   tid, fl, tid | TID_BUSY):
-                            break
-                    else:
-                        s.meta[c + C_TID] = tid | TID_BUSY
-                        break
-                spins = wait_busy(spins)
-        if cython.compiled:
-            mutex_lock(cython.address(s.desc[s.d + N_LIST_LOCK]), gettid())
-            mutex_lock(cython.address(s.desc[s.d + B_LOCK]), gettid())
-        else:
-            mutex_lock(s.desc, s.d + N_LIST_LOCK, gettid())
-            mutex_lock(s.desc, s.d + B_LOCK, gettid())
-    if cython.compiled:
-        mutex_lock(cython.address(seg.hdr[H_ZONE_LOCK]), gettid())
-        mutex_lock(cython.address(seg.hdr[H_META_LOCK]), gettid())
-    else:
-        mutex_lock(seg.hdr, H_ZONE_LOCK, gettid())
-        mutex_lock(seg.hdr, H_META_LOCK, gettid())
-
-
-def unlock_all(seg: Segment, caches: list) -> None:
-    """After fork(), in the parent and in the child: give back what lock_all() took."""
-    s: KmemCache
-    c: i64
-    k: i64
-    if cython.compiled:
-        mutex_unlock(cython.address(seg.hdr[H_META_LOCK]))
-        mutex_unlock(cython.address(seg.hdr[H_ZONE_LOCK]))
-    else:
-        mutex_unlock(seg.hdr, H_META_LOCK)
-        mutex_unlock(seg.hdr, H_ZONE_LOCK)
-    for s in caches:
-        if cython.compiled:
-            mutex_unlock(cython.address(s.desc[s.d + B_LOCK]))
-            mutex_unlock(cython.address(s.desc[s.d + N_LIST_LOCK]))
-        else:
-            mutex_unlock(s.desc, s.d + B_LOCK)
-            mutex_unlock(s.desc, s.d + N_LIST_LOCK)
-        for k in range(s.nr_cpus):
-            c = cpu_rec(s, k)
-            cpu_release(s, c, s.meta[c + C_TID] & ~TID_BUSY)
-            if cython.compiled:
-                spin_unlock(cython.address(s.meta[c + C_LOCK]))
-            else:
-                spin_unlock(s.meta, c + C_LOCK)
-    unlock_registry(seg)
-
-
 @cython.cfunc
 @cython.nogil
 @cython.exceptval(check=False)
@@ -620,8 +555,7 @@ def bias_revoke(s: "KmemCache", c: i64, st: i64) -> cython.void:
         while load_acquire(cython.address(s.meta[c + C_INCS])) != 0:
             spins = wait_busy(spins)
     s.meta[c + C_BIAS] = 0
-    if st:                                      # 0: lock_all(), which counts nothing
-        stat(s, st, BIAS_REVOKE)
+    stat(s, st, BIAS_REVOKE)
 
 
 @cython.cfunc
@@ -669,6 +603,9 @@ class KmemCache:
         self.token = seg.token
         self.ring = memoryview(bytearray(RING_WORDS * 8)).cast("q")
         self.ring[R_WPOS] = R_DATA
+        if not (isinstance(cache_id, int) and 0 < cache_id < seg.hdr[H_NR_CACHES]
+                and seg.desc[cache_id * DESC_STRIDE + D_STATE] == DS_LIVE):
+            raise ValueError(f"no live cache with id {cache_id!r} in this segment")
         self.id = cache_id
         d: i64 = cache_id * DESC_STRIDE
         self.d = d
@@ -754,8 +691,24 @@ class KmemCache:
             self.ring[R_RPOS] = r
             if r == self.ring[R_WPOS] and ring_reset(self, r):
                 self.ring[R_RPOS] = R_DATA
+            lost: i64 = self.ring[R_LOST]
+            if lost:
+                ring_add(self, R_LOST, -lost)
+                self.lost_records(lost)
         finally:
             self.drain_lock.release()
+
+    def lost_records(self, lost):
+        """The ring was full: ``lost`` records were dropped.  Counted in every recorder
+        (``rec.lost``) and warned about (RuntimeWarning); with no recorder attached the lost
+        records were reports, so the reports say it too."""
+        msg = (f"pyslub: {lost} event records of cache {self.name!r} were dropped: the core's "
+               "event ring was full (one call produced more records than it holds)")
+        if not self.recorders:
+            self.reports.append(msg)
+        for _what, rec in self.recorders:
+            rec.lost += lost
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     # =========================================================================================
     # Primitives: freelist words
