@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 
 COMPILED_MODULES = [
     "pyslub.page_alloc", "pyslub.slab", "pyslub.procs", "pyslub.bulk", "pyslub.sheaves",
-    "pyslub.cache", "pyslub.recovery",
+    "pyslub.cache", "pyslub.recovery", "pyslub.shared",
     "pyslub.bench._native", "pyslub.bench._threads",
 ]
 

@@ -7,7 +7,7 @@ cdef enum:
     PAGE_SHIFT = 12
     PAGE_SIZE = 4096
     MAX_ORDER = 11
-    SEG_VERSION = 4
+    SEG_VERSION = 5
     HDR_WORDS = 8192
     H_MAGIC = 0
     H_VERSION = 1
@@ -45,6 +45,9 @@ cdef enum:
     H_OWNER_OFF = 1281
     H_RECOVER = 1282
     H_RECOVERIES = 1283
+    H_DAMAGED = 1284
+    H_PURE_OP = 1285
+    H_CORE = 1286
     H_SEAT_GATE = 1288
     H_GATE_SHARED = 1408
     H_PROCS = 1536
@@ -63,6 +66,9 @@ cdef enum:
     CPU_CHUNK_BYTES = 65536
     MEM_CHECKS = 1
     MEM_SHARED = 2
+    MEM_READY = 4
+    CORE_COMPILED = 1
+    CORE_PURE = 2
     NR_SEATS = 16
     SHARED_SEAT = 16
     DESC_STRIDE = 64

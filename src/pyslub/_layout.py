@@ -46,7 +46,7 @@ MAX_ORDER = 11                         # buddy orders 0 .. MAX_ORDER-1, as v4.4 
 
 # ---- segment header (word offsets) -----------------------------------------------------------
 SEG_MAGIC = 0x317642554C535950         # b"PYSLUBv1" read as a little-endian word
-SEG_VERSION = 4                        # bumped whenever any offset below changes
+SEG_VERSION = 5                        # bumped whenever any offset below changes
 HDR_WORDS = 8192                       # 64 KiB
 H_MAGIC = 0
 H_VERSION = 1
@@ -85,6 +85,9 @@ H_GEN = 1280           # SLUB generation of new caches (GEN_*)
 H_OWNER_OFF = 1281     # byte offset of the owner bytes (one per 8 arena bytes), 0: private
 H_RECOVER = 1282       # tid of the thread running recover() (0: none): the gate is closed
 H_RECOVERIES = 1283    # recover() runs completed
+H_DAMAGED = 1284       # locks or cpu claims taken over from a dead holder since the last recover()
+H_PURE_OP = 1285       # uncompiled cores: pid of the process inside an operation (0: none)
+H_CORE = 1286          # CORE_* of the process that created a shared segment (they cannot mix)
 H_SEAT_GATE = 1288     # NR_SEATS words: 1 while the seat's thread is inside an operation
 H_GATE_SHARED = 1408   # MAX_PROCS words: threads without a seat inside an operation, per
                        # process slot (atomic adds)
@@ -106,6 +109,9 @@ CPU_CHUNK_BYTES = 64 << 10                # cpu records are carved from chunks t
 # Memory flags (H_FLAGS)
 MEM_CHECKS = 1         # safe by default: object state checked on every alloc and free
 MEM_SHARED = 2         # a POSIX shm segment: processes attach to it by name
+MEM_READY = 4          # shared: the creator finished (kmalloc caches made); attach waits for it
+CORE_COMPILED = 1
+CORE_PURE = 2
 
 # ---- stats seats -------------------------------------------------------------------------------
 # Counters are kept per (cpu, seat).  A thread writes only the words of its own seat, so a plain

@@ -27,24 +27,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import gc
 import operator
 import os
+import secrets
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from pyslub import recovery as _recovery
 from pyslub import slab as _slab
 from pyslub._layout import (
+    CORE_COMPILED,
+    CORE_PURE,
     FREE_BULK_STRATEGIES,
     GEN_V44,
     GEN_V70,
     GEN_V618,
     MAX_ORDER,
     MEM_CHECKS,
+    MEM_READY,
     PAGE_SHIFT,
     PAGE_SIZE,
     PG_SLAB,
@@ -56,10 +63,13 @@ from pyslub._layout import (
     SLAB_RED_ZONE,
     SLAB_STORE_USER,
 )
-from pyslub.cache import Cache, address_arg, kfree_bulk
+from pyslub._prim import alive as _prim_alive
+from pyslub.cache import Cache, PrefilledSheaf, address_arg, kfree_bulk
 from pyslub.cache import fork_quiesce as _fork_quiesce
 from pyslub.errors import SlabError
 from pyslub.page_alloc import Segment
+from pyslub.procs import proc_attach, proc_detach, proc_table
+from pyslub.shared import SharedCache, SharedPrefilledSheaf
 from pyslub.sheaves import init_cpu_sheaves
 from pyslub.sizing import cache_geometry, calculate_sheaf_capacity, get_order
 
@@ -83,15 +93,28 @@ def kmalloc_index(size: int) -> int:
     raise ValueError(f"{size} is above the largest kmalloc cache")
 
 
+def _check_config(size: int, nr_cpus: int, slub: str, cpu_policy: str, max_caches: int) -> None:
+    for what, value in (("size", size), ("nr_cpus", nr_cpus), ("max_caches", max_caches)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if slub not in SLUB_GENERATIONS:
+        raise ValueError(f"slub {slub!r}: choose one of {tuple(SLUB_GENERATIONS)}")
+    if cpu_policy not in CPU_POLICIES:
+        raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
+    if not 2 <= max_caches <= 1 << 20:
+        raise ValueError(f"max_caches {max_caches} outside 2..{1 << 20}")
+
+
 class _Binding:
     """One thread's binding to one Memory: its seat, its default cpu, its on_cpu stack.  Lives
     in the Memory's threading.local, so it goes away (seat and cpu given back) with the thread."""
 
-    __slots__ = ("seg", "seat", "owner", "default", "stack", "exclusive", "__weakref__")
+    __slots__ = ("seg", "seat", "owner", "pid", "default", "stack", "exclusive", "__weakref__")
 
     def __init__(self, seg: Segment, policy: str) -> None:
         self.seg = seg
         self.owner = threading.get_native_id()
+        self.pid = os.getpid()
         self.seat = _slab.acquire_seat(seg, self.owner)
         self.stack: list[int] = []
         self.exclusive: str | None = None      # a Python-level operation in progress
@@ -106,6 +129,8 @@ class _Binding:
         return self.stack[-1] if self.stack else self.default
 
     def __del__(self) -> None:
+        if self.pid != os.getpid():     # a forked child's copy: the seat is the parent's
+            return
         try:
             _slab.release_seat(self.seg, self.seat, self.owner)
             if self.default >= 0:
@@ -134,6 +159,30 @@ class _Guard:
         self.depth = 0
         self.broken: str | None = None
         self.saved: tuple = ()
+        self.memory: Callable[[], Memory | None] | None = None   # shared: the file lock's
+
+    def _lock_file(self) -> None:
+        """Shared segments: serialise with the other processes (flock on the segment's file,
+        which the kernel drops when a process dies).  A process that died inside an operation
+        left its pid in H_PURE_OP: the world is stopped (we hold the lock), so recover()."""
+        mem = self.memory()
+        if mem is None or mem._seg.closed:
+            raise SlabError("this shared Memory was closed in this process")
+        fcntl.flock(mem._seg.fd, fcntl.LOCK_EX)
+        try:
+            pid = mem._seg.op_marker()
+            if pid and pid != os.getpid() and not _prim_alive(pid):
+                mem._recover_locked()
+            mem._seg.set_op_marker(os.getpid())
+        except BaseException:
+            fcntl.flock(mem._seg.fd, fcntl.LOCK_UN)
+            raise
+
+    def _unlock_file(self) -> None:
+        mem = self.memory()
+        if mem is not None and mem._seg.fd >= 0:
+            mem._seg.set_op_marker(0)
+            fcntl.flock(mem._seg.fd, fcntl.LOCK_UN)
 
     def __enter__(self) -> None:
         self.lock.acquire()
@@ -160,6 +209,8 @@ class _Guard:
             sys.setprofile(None)
             gc.disable()
             self.saved = saved
+            if self.memory is not None:
+                self._lock_file()
         except BaseException:
             if not nested:
                 self.depth = 0
@@ -179,6 +230,8 @@ class _Guard:
         saved = self.saved
         self.depth = 0              # from here a hook that calls in runs an operation of its own
         try:
+            if self.memory is not None:
+                self._unlock_file()
             self._restore(saved)
         finally:
             self.lock.release()
@@ -210,20 +263,16 @@ class Memory:
     def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS, *,
                  checks: bool = True, slub: str = "4.4", cpu_policy: str = "thread",
                  max_caches: int = 65536) -> None:
-        for what, value in (("size", size), ("nr_cpus", nr_cpus), ("max_caches", max_caches)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{what} must be an int, got {type(value).__name__}")
-        if slub not in SLUB_GENERATIONS:
-            raise ValueError(f"slub {slub!r}: choose one of {tuple(SLUB_GENERATIONS)}")
-        if cpu_policy not in CPU_POLICIES:
-            raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
-        if not 2 <= max_caches <= 1 << 20:
-            raise ValueError(f"max_caches {max_caches} outside 2..{1 << 20}")
-        self._seg = Segment.private(size, nr_cpus, max_caches)
+        _check_config(size, nr_cpus, slub, cpu_policy, max_caches)
+        seg = Segment.private(size, nr_cpus, max_caches)
         if checks:
-            self._seg.set_flags(MEM_CHECKS)
-        self.nr_cpus = nr_cpus
-        self.checks = bool(checks)
+            seg.set_flags(MEM_CHECKS)
+        self._setup(seg, bool(checks), slub, cpu_policy)
+
+    def _setup(self, seg: Segment, checks: bool, slub: str, cpu_policy: str) -> None:
+        self._seg = seg
+        self.nr_cpus = seg.nr_cpus
+        self.checks = checks
         self.slub = slub
         self.cpu_policy = cpu_policy
         self._gen = SLUB_GENERATIONS[slub]
@@ -234,7 +283,180 @@ class Memory:
         self._kmalloc_lock = threading.Lock()
         self._bind_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
+        self._cache_class = SharedCache if seg.shared else Cache
+        self._creator = False
+        if seg.shared:
+            if self._guard is not None:
+                self._guard.memory = weakref.ref(self)
+            proc_attach(seg)
         _LIVE.add(self)
+
+    # ---- shared arenas -----------------------------------------------------------------------
+
+    @classmethod
+    def create_shared(cls, name: str | None = None, size: int = DEFAULT_ARENA,
+                      nr_cpus: int = DEFAULT_NR_CPUS, *, checks: bool = True,
+                      slub: str = "4.4", cpu_policy: str = "thread",
+                      max_caches: int = 1024) -> Memory:
+        """A new arena in the POSIX shared memory object ``name`` (``/dev/shm/<name>``; a
+        random ``pyslub_*`` name when None), which other processes map with
+        ``Memory.attach(name)``.  Every piece of allocator state lives in it; the processes
+        run as logical cpus like threads (the default policy spreads threads of all of them
+        over the cpus).  FileExistsError if the name is taken.  The creator's ``with`` block
+        unlinks the name when it ends (attached processes keep their mappings)."""
+        _check_config(size, nr_cpus, slub, cpu_policy, max_caches)
+        if name is None:
+            name = "pyslub_" + secrets.token_hex(6)
+        seg = Segment.create_shared(name, size, nr_cpus, max_caches)
+        try:
+            seg.set_flags(MEM_CHECKS if checks else 0)
+            seg.set_config(SLUB_GENERATIONS[slub], CORE_COMPILED if _slab_compiled()
+                           else CORE_PURE)
+            mem = cls.__new__(cls)
+            mem._setup(seg, bool(checks), slub, cpu_policy)
+            mem._creator = True
+            mem._kmalloc_caches()                    # every process sees the same ones
+            seg.set_flags(MEM_READY)
+        except BaseException:
+            seg.close()
+            Segment.unlink(name)
+            raise
+        return mem
+
+    @classmethod
+    def attach(cls, name: str, *, cpu_policy: str = "thread", timeout: float = 5.0) -> Memory:
+        """Map the shared arena ``name`` made by ``create_shared`` (in any process).  Its
+        size, cpus, generation and checks come from its header.  FileNotFoundError when there
+        is none; ValueError when it is not a pyslub arena, has another layout version, was
+        made by the other core (compiled vs uncompiled) or is still being created after
+        ``timeout`` seconds."""
+        if cpu_policy not in CPU_POLICIES:
+            raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
+        seg = Segment.attach(name)
+        try:
+            gen, core = seg.config()
+            if core != (CORE_COMPILED if _slab_compiled() else CORE_PURE):
+                raise ValueError(f"shared arena {name!r} was created by the "
+                                 f"{'compiled' if core == CORE_COMPILED else 'uncompiled'} "
+                                 "core; one arena cannot mix the two")
+            deadline = time.monotonic() + timeout
+            while not seg.flags() & MEM_READY:
+                if time.monotonic() > deadline:
+                    raise ValueError(f"shared arena {name!r} is still being created")
+                time.sleep(0.001)
+            slub = next(k for k, v in SLUB_GENERATIONS.items() if v == gen)
+            mem = cls.__new__(cls)
+            mem._setup(seg, bool(seg.flags() & MEM_CHECKS), slub, cpu_policy)
+        except BaseException:
+            seg.close()
+            raise
+        return mem
+
+    @property
+    def name(self) -> str | None:
+        """The shared arena's name (None: a private Memory)."""
+        return self._seg.name
+
+    @property
+    def arena_bytes(self) -> int:
+        """Size of the arena (object addresses are offsets 0 .. arena_bytes)."""
+        return int(self._seg.arena_bytes)
+
+    @property
+    def shared(self) -> bool:
+        return bool(self._seg.shared)
+
+    def close(self) -> None:
+        """This process is done with the shared arena: its process slot is closed (objects it
+        still holds stay allocated and are not orphans), every later operation through this
+        Memory or its caches raises SlabError.  The mapping goes when the last reference to
+        the Memory and its caches goes.  Idempotent; nothing to do for a private Memory."""
+        if not self._seg.shared or self._seg.closed:
+            return
+        if self._seg.pslot:
+            proc_detach(self._seg, self._seg.pslot)
+        _slab.clear_binding()
+        self._seg.close()
+        _LIVE.discard(self)
+
+    def unlink(self) -> None:
+        """Remove the arena's name (as ``SharedMemory.unlink``): no process can attach any
+        more; mappings stay valid until closed."""
+        if not self._seg.shared:
+            raise SlabError("a private Memory has no name to unlink")
+        Segment.unlink(self._seg.name)
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        creator = self._creator and self._seg.shared and not self._seg.closed
+        self.close()
+        if creator:
+            with contextlib.suppress(FileNotFoundError):
+                Segment.unlink(self._seg.name)
+
+    def cache(self, name: str) -> Cache:
+        """The live cache called ``name`` (created by this or any process of a shared
+        arena); KeyError when there is none."""
+        for c in self._views():
+            if c.name == name:
+                return c
+        raise KeyError(f"no live cache named {name!r}")
+
+    def processes(self) -> list[dict]:
+        """The process table of a shared arena: slot, pid, state (attached, closed, dead)."""
+        self._need_shared("processes()")
+        return proc_table(self._seg)
+
+    @property
+    def damaged(self) -> int:
+        """Locks and cpu claims survivors took over from dead processes since the last
+        ``recover()`` (each repaired, with objects or slabs left out of circulation)."""
+        return self._seg.damaged()
+
+    def orphans(self) -> dict[int, np.ndarray]:
+        """Live objects (and large kmalloc blocks) allocated by processes that died:
+        ``{pid: uint64 addresses}``.  Free them (any process may) or keep using them."""
+        self._need_shared("orphans()")
+        return _recovery.orphans(self._seg, self._views())
+
+    def recover(self) -> dict:
+        """After a process died inside an operation: stop every process's operations, rebuild
+        every cache from the object state bytes and the page allocators from the page
+        records (pyslub.recovery), start again.  Returns what it found: dead pids, objects
+        and pages returned to circulation, orphans.  Needs checks=True."""
+        self._need_shared("recover()")
+        return self._recover_locked()
+
+    def _recover_locked(self) -> dict:
+        return _recovery.recover(self._seg, self._views())
+
+    def _need_shared(self, what: str) -> None:
+        if not self._seg.shared:
+            raise SlabError(f"{what}: this Memory is private (create_shared / attach)")
+        if self._seg.closed:
+            raise SlabError("this shared Memory was closed in this process")
+
+    def _views(self) -> list[Cache]:
+        """Views of every live descriptor (caches other processes created appear here)."""
+        self._sync_caches()
+        return [c for c in self._caches if c is not None and not c.dead]
+
+    def _sync_caches(self) -> None:
+        n = self._seg.nr_caches()
+        if n <= len(self._caches) and not self._seg.shared:
+            return
+        with self._lock:
+            for cid in range(1, n):
+                if cid < len(self._caches) and self._caches[cid] is not None:
+                    continue
+                if not self._seg.descriptor_live(cid):
+                    continue
+                cache = self._cache_class(self._seg, cid, self._bind)
+                while len(self._caches) <= cid:
+                    self._caches.append(None)
+                self._caches[cid] = cache
 
     # ---- cpus --------------------------------------------------------------------------------
 
@@ -323,7 +545,7 @@ class Memory:
         with self._lock:
             cid = _slab.create_descriptor(self._seg, name, geometry, self._gen, cap,
                                           kmalloc_index)
-            cache = Cache(self._seg, cid, self._bind)
+            cache = self._cache_class(self._seg, cid, self._bind)
             if cap:
                 init_cpu_sheaves(cache)
             if self._gen == GEN_V70:
@@ -346,8 +568,9 @@ class Memory:
 
     @property
     def caches(self) -> dict[str, Cache]:
-        """Live caches by name (kmalloc caches included once kmalloc was used)."""
-        return {c.name: c for c in self._caches if c is not None and not c.dead}
+        """Live caches by name (kmalloc caches included once kmalloc was used; in a shared
+        arena, the caches every process created)."""
+        return {c.name: c for c in self._views()}
 
     def free_pages(self) -> int:
         """Pages free in the page allocator."""
@@ -362,12 +585,14 @@ class Memory:
     # ---- kmalloc -----------------------------------------------------------------------------
 
     def _kmalloc_caches(self) -> list[Cache]:
+        if not self._kmalloc and self._seg.shared and not self._creator:
+            views = {c.name: c for c in self._views()}      # made by create_shared()
+            self._kmalloc = [views[_kmalloc_name(sz)] for sz in KMALLOC_SIZES]
         if not self._kmalloc:                          # create_kmalloc_caches(), once: also
             with self._kmalloc_lock:                   # when threads race for the first use
                 if not self._kmalloc:
                     self._kmalloc = [
-                        self._create_cache(f"kmalloc-{sz // 1024}k" if sz >= 1024
-                                           else f"kmalloc-{sz}", sz, 0, 0, i)
+                        self._create_cache(_kmalloc_name(sz), sz, 0, 0, i)
                         for i, sz in enumerate(KMALLOC_SIZES)]
         return self._kmalloc
 
@@ -382,7 +607,10 @@ class Memory:
                 raise ValueError(f"kmalloc size {size} above KMALLOC_MAX_SIZE "
                                  f"({KMALLOC_MAX_SIZE})")
             order = get_order(size)                    # kmalloc_large()
-            page = self._seg.alloc_large(order)
+            if self._seg.shared:
+                page = self._kmalloc_caches()[0]._kmalloc_large(order)
+            else:
+                page = self._seg.alloc_large(order)
             if page == 0:
                 raise MemoryError(f"kmalloc({size}): no free block of order {order}")
             return page << PAGE_SHIFT
@@ -401,6 +629,8 @@ class Memory:
         if head == 0 or not (self._seg.page_word(head, PM_FLAGS) & PG_SLAB):
             raise SlabError(f"address {addr:#x} is not on a slab page")
         cid = self._seg.page_word(head, PM_SLAB_CACHE)
+        if self._seg.shared and (cid >= len(self._caches) or self._caches[cid] is None):
+            self._sync_caches()                        # made by another process
         cache = self._caches[cid] if cid < len(self._caches) else None
         if cache is None:
             raise SlabError(f"address {addr:#x} is on a slab of a destroyed cache")
@@ -412,7 +642,11 @@ class Memory:
         if addr in (0, ZERO_SIZE_PTR):
             return
         if self._large_order(addr) >= 0:
-            if not self._seg.kfree_large(addr):
+            if self._seg.shared:
+                freed = self._kmalloc_caches()[0]._kfree_large(addr)
+            else:
+                freed = self._seg.kfree_large(addr)
+            if not freed:
                 raise SlabError(f"kfree: large block {addr:#x} is not allocated")
             return
         self.cache_of(addr).free(addr)
@@ -435,6 +669,11 @@ class Memory:
         """kfree_bulk(): kmem_cache_free_bulk(NULL, ...) -- each list's cache taken from its
         slab, large allocations freed on their own (v4.6 lookahead, NULLs skipped).  Every entry
         is checked first: SlabError names the first bad one, and nothing is freed."""
+        if self._seg.shared:
+            self._sync_caches()
+            kc = self._kmalloc_caches()[0]
+            kc._kfree_bulk(kfree_bulk, self._seg, self._caches, p, size)
+            return
         any_cache = next((c for c in self._caches if c is not None), None)
         if any_cache is None:
             any_cache = self._kmalloc_caches()[0]
@@ -467,6 +706,10 @@ class Memory:
                 f"{'' if self.checks else ', checks off'}>")
 
 
+def _kmalloc_name(size: int) -> str:
+    return f"kmalloc-{size // 1024}k" if size >= 1024 else f"kmalloc-{size}"
+
+
 def _slab_compiled() -> bool:
     return not _slab.__file__.endswith(".py")
 
@@ -488,8 +731,27 @@ def _after_fork() -> None:
             mem._guard.lock.release()
 
 
+def _after_fork_child() -> None:
+    """A shared arena is MAP_SHARED: the child is one more process of it.  It takes a process
+    slot of its own and new thread bindings (the inherited one names the parent's thread and
+    seat; it is dropped without giving the seat back)."""
+    _after_fork()
+    _slab.clear_binding()
+    for mem in list(_LIVE):
+        if mem._seg.shared and not mem._seg.closed:
+            mem._local = threading.local()
+            mem._creator = False
+            if mem._guard is not None:
+                mem._guard = _Guard()
+                mem._guard.memory = weakref.ref(mem)
+            try:
+                proc_attach(mem._seg)
+            except MemoryError:
+                mem._seg.close()                       # no slot: unusable in this child
+
+
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
-                    after_in_child=_after_fork)
+                    after_in_child=_after_fork_child)
 
 
 # Uncompiled: every public operation runs under the Memory's guard.
@@ -510,6 +772,15 @@ if not _slab_compiled():
     for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "view", "flush_cpu", "shrink",
                   "destroy", "live_objects", "validate", "stats", "occupancy"):
         setattr(Cache, _name, _serialised(getattr(Cache, _name), _memory_of_cache))
+    for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "flush_cpu", "shrink", "destroy",
+                  "validate", "_kmalloc_large", "_kfree_large", "_kfree_bulk"):
+        setattr(SharedCache, _name, _serialised(getattr(SharedCache, _name), _memory_of_cache))
+    for _cls in (PrefilledSheaf, SharedPrefilledSheaf):
+        for _name in ("__enter__", "alloc", "__exit__"):
+            setattr(_cls, _name, _serialised(vars(_cls)[_name],
+                                             lambda sh: _memory_of_cache(sh.cache)))
+    for _name in ("recover", "orphans"):
+        setattr(Memory, _name, _serialised(getattr(Memory, _name), lambda m: m))
     for _name in ("create_cache", "destroy_cache", "kmalloc", "kfree", "kfree_bulk", "view"):
         setattr(Memory, _name, _serialised(getattr(Memory, _name), lambda m: m))
 

@@ -22,11 +22,15 @@ cdef class Segment:
     cdef readonly int nr_cpus
     cdef readonly int max_caches
     cdef readonly i64 token           # process-local identity (thread bindings are cached by it)
+    cdef readonly int pslot           # shared: this process's slot in the process table (0: none)
+    cdef readonly bint closed         # close() was called: no operation may start
 
     cdef void _list_add(self, i64 fa, i64 base, i64 page, int order) noexcept nogil
     cdef void _list_del(self, i64 fa, i64 base, i64 page, int order) noexcept nogil
     cdef i64 _buddy_alloc(self, int region, int order) noexcept nogil
     cdef void _buddy_free(self, int region, i64 page, int order) noexcept nogil
+    cdef void relist(self, int region) noexcept nogil
+    cdef void zone_repair(self, int idx) noexcept nogil
     cdef i64 alloc_pages(self, int order) noexcept nogil
     cdef void free_pages(self, i64 page, int order) noexcept nogil
     cdef i64 meta_alloc(self, i64 nbytes) noexcept nogil
@@ -36,7 +40,8 @@ cdef class Segment:
     cpdef i64 large_order(self, i64 addr) noexcept
 
 cdef inline void zone_lock(Segment seg, int idx) noexcept nogil:
-    mutex_lock(&seg.hdr[idx], gettid())
+    if mutex_lock(&seg.hdr[idx], gettid()):
+        seg.zone_repair(idx)              # taken over from a holder that died
 
 cdef inline void zone_unlock(Segment seg, int idx) noexcept nogil:
     mutex_unlock(&seg.hdr[idx])

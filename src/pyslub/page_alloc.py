@@ -24,7 +24,7 @@ import os
 import cython
 
 if cython.compiled:
-    from cython.cimports.pyslub._prim import gettid, mutex_lock, mutex_unlock
+    from cython.cimports.pyslub._prim import fetch_add, gettid, mutex_lock, mutex_unlock
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
     from pyslub._prim import gettid, mutex_lock, mutex_unlock
@@ -127,6 +127,8 @@ class Segment:
             self.owner = memoryview(bytearray(1))
         self.token = _next_token
         _next_token += 1
+        self.pslot = 0
+        self.closed = False
 
     @staticmethod
     def private(arena_bytes, nr_cpus, max_caches=1024, meta_bytes=0):
@@ -193,6 +195,15 @@ class Segment:
             os.close(fd)
             raise
         return Segment(_SEAL, m, True, name, fd)
+
+    def close(self):
+        """This process is done with the segment: no operation may start on it any more (the
+        Memory checks ``closed``), and its shm file descriptor is closed.  The mapping itself
+        goes away with the last reference to this object."""
+        self.closed = True
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     @staticmethod
     def unlink(name):
@@ -278,6 +289,60 @@ class Segment:
                 page = buddy
             order += 1
         self._list_add(fa, base, page, order)
+
+    def relist(self, region):
+        """Rebuild one region's free lists from its page records: every page that belongs to
+        no block (PM_HEAD 0) is free, in the largest naturally aligned runs.  (Zone lock held,
+        or the world stopped: recover().)"""
+        fa: i64 = H_FREE_AREA if region == 0 else H_META_FREE_AREA
+        nfree: i64 = H_NR_FREE_PAGES if region == 0 else H_META_NR_FREE
+        base: i64 = 0 if region == 0 else self.nr_pages
+        count: i64 = self.nr_pages if region == 0 else self.meta_pages
+        o: cython.int
+        page: i64
+        order: cython.int
+        k: i64
+        r: i64
+        for o in range(MAX_ORDER):
+            self.hdr[fa + 2 * o] = 0
+            self.hdr[fa + 2 * o + 1] = 0
+        self.hdr[nfree] = 0
+        for page in range(1, count):
+            r = (base + page) * PM_STRIDE
+            if self.pm[r + PM_HEAD] == 0:
+                self.pm[r + PM_FLAGS] = 0
+                self.pm[r + PM_NEXT] = 0
+                self.pm[r + PM_PREV] = 0
+        self.pm[base * PM_STRIDE + PM_FLAGS] = PG_RESERVED
+        page = 1
+        while page < count:
+            if self.pm[(base + page) * PM_STRIDE + PM_HEAD] != 0:
+                page += 1
+                continue
+            order = MAX_ORDER - 1
+            while order > 0:
+                if not ((page & ((1 << order) - 1)) or page + (1 << order) > count):
+                    k = 0
+                    while k < (1 << order) and self.pm[(base + page + k) * PM_STRIDE
+                                                       + PM_HEAD] == 0:
+                        k += 1
+                    if k == (1 << order):
+                        break
+                order -= 1
+            self._list_add(fa, base, page, order)
+            self.hdr[nfree] += 1 << order
+            page += 1 << order
+
+    def zone_repair(self, idx):
+        """The zone lock ``idx`` was taken over from a thread that died holding it (shared
+        segments), maybe halfway through a split or a merge: the region's free lists are
+        rebuilt (relist).  Pages of a block the dead thread took stay taken until recover().
+        Counted in H_DAMAGED."""
+        self.relist(0 if idx == H_ZONE_LOCK else 1)
+        if cython.compiled:
+            fetch_add(cython.address(self.hdr[H_DAMAGED]), 1)
+        else:
+            self.hdr[H_DAMAGED] += 1
 
     def alloc_pages(self, order):
         """Take a block of 2**order arena pages; its first page index, 0 when none is free.
@@ -379,6 +444,39 @@ class Segment:
         """A writable memoryview of arena bytes [addr, addr + nbytes) (bounds checked by the
         caller)."""
         return self.arena[addr:addr + nbytes]
+
+    def flags(self):
+        return int(self.hdr[H_FLAGS])
+
+    def set_config(self, gen, core):
+        """Shared segments, by their creator: the SLUB generation and the core (CORE_*)."""
+        self.hdr[H_GEN] = gen
+        self.hdr[H_CORE] = core
+
+    def config(self):
+        """(generation, core) written by the creator."""
+        return int(self.hdr[H_GEN]), int(self.hdr[H_CORE])
+
+    def nr_caches(self):
+        """Descriptor ids handed out so far (ids 1 .. nr_caches-1)."""
+        return int(self.hdr[H_NR_CACHES])
+
+    def descriptor_live(self, cid):
+        return (0 < cid < self.hdr[H_NR_CACHES]
+                and self.desc[cid * DESC_STRIDE + D_STATE] == DS_LIVE)
+
+    def op_marker(self):
+        """Uncompiled cores on a shared segment: pid of the process inside an operation."""
+        return int(self.hdr[H_PURE_OP])
+
+    def set_op_marker(self, pid):
+        if not isinstance(pid, int) or not 0 <= pid < 1 << 31:
+            raise ValueError(f"pid {pid!r}")
+        self.hdr[H_PURE_OP] = pid
+
+    def damaged(self):
+        """Locks and cpu claims taken over from dead holders since the last recover()."""
+        return int(self.hdr[H_DAMAGED])
 
     def inject_failures(self, after):
         """Make arena page allocations fail after ``after`` more successes (-1 turns it off)."""

@@ -20,7 +20,7 @@ cdef inline int gate_pause(int spins) noexcept nogil:
 cdef inline void gate_exit(Segment seg, i64 seat, i64 slot) noexcept nogil:
     """The calling thread leaves its operation."""
     if seat < NR_SEATS:
-        store_release(&seg.hdr[H_SEAT_GATE + seat], 0)
+        store_release(&seg.hdr[H_SEAT_GATE + seat], seg.hdr[H_SEAT_GATE + seat] - 1)
     else:
         fetch_add(&seg.hdr[H_GATE_SHARED + slot], -1)
 
@@ -30,9 +30,12 @@ cdef inline bint gate_enter(Segment seg, i64 seat, i64 slot) noexcept nogil:
     False, and not entered, when the recoverer died: the caller runs recover() and retries."""
     cdef int spins = 0
     cdef i64 holder
+    if seat < NR_SEATS and seg.hdr[H_SEAT_GATE + seat] > 0:
+        seg.hdr[H_SEAT_GATE + seat] += 1    # nested (a finalizer inside an operation): a
+        return True                         # recovery is waiting for the outer one to end
     while True:
-        if seat < NR_SEATS:
-            seg.hdr[H_SEAT_GATE + seat] = 1
+        if seat < NR_SEATS:                 # the seat's thread is its only writer; a depth,
+            seg.hdr[H_SEAT_GATE + seat] += 1    # so a call nested by a finalizer is harmless
         else:
             fetch_add(&seg.hdr[H_GATE_SHARED + slot], 1)
         gate_fence()                        # store, then load (the recoverer's membarrier)

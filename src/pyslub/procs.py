@@ -12,9 +12,10 @@ module holds what the core needs to know about them:
   listed (``Memory.orphans``).  Slots are reused only after ``recover()`` found no object that
   names them.
 * **The operation gate** (H_SEAT_GATE, H_GATE_SHARED, H_RECOVER): every public operation on a
-  shared segment runs *inside the gate* -- its thread's gate word is 1 from before it touches
-  allocator state until after -- so that ``recover()`` can stop the world: it closes the gate
-  (H_RECOVER = its tid), waits until no live thread is inside, rebuilds, and opens it again.
+  shared segment runs *inside the gate* -- its thread's gate word is non-zero (a depth) from
+  before it touches allocator state until after -- so that ``recover()`` can stop the world:
+  it closes the gate (H_RECOVER = its tid), waits until no live thread is inside, rebuilds,
+  and opens it again.
   The gate is an asymmetric lock like the biased cpu records: entering is a plain store, a
   compiler barrier and a load; the recovery pays a ``membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)``
   (every running thread of every process passes a full barrier: either it saw the gate closed,
@@ -74,6 +75,7 @@ def proc_attach(seg: Segment) -> int:
                 seg.hdr[p + P_START] = start
                 seg.hdr[p + P_ATTACHES] += 1
                 seg.hdr[p + P_STATE] = PS_ATTACHED
+                seg.pslot = slot
                 return slot
     finally:
         unlock_registry(seg)

@@ -62,7 +62,9 @@ def recover(seg: Segment, caches: list) -> dict:
         for w in (H_REG_LOCK, H_ZONE_LOCK, H_META_LOCK):   # nobody is inside an operation
             seg.hdr[w] = 0
         report = {"dead_pids": [procs.proc_pid(seg, s) for s in dead],
+                  "damaged": int(seg.hdr[H_DAMAGED]),
                   "reclaimed_objects": 0, "reclaimed_pages": 0, "slabs_freed": 0}
+        seg.hdr[H_DAMAGED] = 0
         report["reclaimed_pages"] = _rebuild_pages(seg)
         for s in caches:
             r, freed = _rebuild_cache(s)
@@ -115,7 +117,7 @@ def _rebuild_pages(seg: Segment) -> int:
         seg.pm[r + PM_HEAD] = 0                  # free (or a dead operation's torn block)
         seg.pm[r + PM_FLAGS] = 0
         page += 1
-    _relist(seg, H_FREE_AREA, H_NR_FREE_PAGES, 0, seg.nr_pages)
+    seg.relist(0)
     # metadata region: blocks with a head in use stay (a dead operation's block leaks)
     base: i64 = seg.nr_pages
     page = 1
@@ -128,7 +130,7 @@ def _rebuild_pages(seg: Segment) -> int:
         seg.pm[r + PM_HEAD] = 0
         seg.pm[r + PM_FLAGS] = 0
         page += 1
-    _relist(seg, H_META_FREE_AREA, H_META_NR_FREE, base, seg.meta_pages)
+    seg.relist(1)
     return lost
 
 
@@ -137,57 +139,6 @@ def _large_owned(seg: Segment, page: i64) -> cython.bint:
     if not seg.hdr[H_OWNER_OFF]:
         return True
     return seg.owner[page << (PAGE_SHIFT - 3)] != 0
-
-
-def _relist(seg: Segment, fa: i64, nfree: i64, base: i64, count: i64) -> None:
-    """Free lists of one region from scratch: the largest naturally aligned free blocks."""
-    o: cython.int
-    page: i64
-    order: cython.int
-    run: i64
-    for o in range(MAX_ORDER):
-        seg.hdr[fa + 2 * o] = 0
-        seg.hdr[fa + 2 * o + 1] = 0
-    seg.hdr[nfree] = 0
-    seg.pm[base * PM_STRIDE + PM_FLAGS] = PG_RESERVED
-    page = 1
-    while page < count:
-        if _page_used(seg, base + page):
-            page += 1
-            continue
-        order = MAX_ORDER - 1
-        while order > 0 and ((page & ((1 << order) - 1)) or page + (1 << order) > count
-                             or not _run_free(seg, base + page, 1 << order)):
-            order -= 1
-        run = 1 << order
-        _push_free(seg, fa, base, page, order)
-        seg.hdr[nfree] += run
-        page += run
-
-
-def _page_used(seg: Segment, rec: i64) -> cython.bint:
-    return seg.pm[rec * PM_STRIDE + PM_HEAD] != 0 or seg.pm[rec * PM_STRIDE + PM_FLAGS] != 0
-
-
-def _run_free(seg: Segment, rec: i64, n: i64) -> cython.bint:
-    k: i64
-    for k in range(n):
-        if _page_used(seg, rec + k):
-            return False
-    return True
-
-
-def _push_free(seg: Segment, fa: i64, base: i64, page: i64, order: cython.int) -> None:
-    head: i64 = seg.hdr[fa + 2 * order]
-    r: i64 = (base + page) * PM_STRIDE
-    seg.pm[r + PM_FLAGS] = PG_BUDDY | (order << ORDER_SHIFT)
-    seg.pm[r + PM_HEAD] = 0
-    seg.pm[r + PM_NEXT] = head
-    seg.pm[r + PM_PREV] = 0
-    if head:
-        seg.pm[(base + head) * PM_STRIDE + PM_PREV] = page
-    seg.hdr[fa + 2 * order] = page
-    seg.hdr[fa + 2 * order + 1] += 1
 
 
 # =============================================================================================
@@ -391,16 +342,18 @@ def _count_large(seg: Segment, counts) -> None:
 
 
 def orphans(seg: Segment, caches: list) -> dict:
-    """Live objects and large blocks whose allocating process died: {pid: uint64 array}."""
+    """Live objects and large blocks whose allocating process died: {pid: uint64 array}, for
+    the dead processes that still have some."""
     dead = {slot: procs.proc_pid(seg, slot) for slot in range(1, MAX_PROCS)
             if procs.proc_is_dead(seg, slot)}
     out = {pid: [] for pid in dead.values()}
     if not dead or not seg.hdr[H_OWNER_OFF]:
-        return {pid: np.zeros(0, np.uint64) for pid in out}
+        return {}
     page: i64
     i: i64
     obj: i64
     slot: i64
+    s: KmemCache
     for s in caches:
         for page in _slabs_of(s):
             for i in range(page_objects(s, page)):
@@ -420,4 +373,4 @@ def orphans(seg: Segment, caches: list) -> dict:
             page += 1 << ((flags >> ORDER_SHIFT) & ORDER_MASK)
         else:
             page += 1
-    return {pid: np.array(sorted(v), dtype=np.uint64) for pid, v in out.items()}
+    return {pid: np.array(sorted(v), dtype=np.uint64) for pid, v in out.items() if v}

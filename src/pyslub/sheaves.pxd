@@ -2,7 +2,8 @@
 from pyslub._layout cimport *
 from pyslub.slab cimport *
 from pyslub.bulk cimport kmem_cache_alloc_bulk, kmem_cache_free_bulk
-from pyslub._prim cimport gettid, spin_lock, spin_trylock, spin_unlock, mutex_lock, mutex_unlock
+from pyslub._prim cimport (gettid, spin_lock, spin_trylock, spin_unlock, mutex_lock, mutex_unlock,
+                           alive, cmpxchg)
 
 cdef i64 alloc_empty_sheaf(KmemCache s, i64 st, i64 capacity) noexcept nogil
 cdef void free_empty_sheaf(KmemCache s, i64 st, i64 sh) noexcept nogil
@@ -27,6 +28,8 @@ cdef void pcs_install_empty_sheaf(KmemCache s, i64 c, i64 st, i64 empty) noexcep
 cdef bint pcs_replace_full_main(KmemCache s, i64 c, i64 st) noexcept nogil
 cdef bint free_to_pcs(KmemCache s, i64 c, i64 st, i64 obj) noexcept nogil
 cdef i64 alloc_from_pcs_bulk(KmemCache s, i64 c, i64 st, i64 size, i64 *p) noexcept nogil
+cdef void pcs_repair(KmemCache s, i64 c, i64 st) noexcept nogil
+cdef void barn_repair(KmemCache s) noexcept nogil
 cdef i64 give_back(KmemCache s, i64 c, i64 st, i64 *p, i64 n) noexcept nogil
 cdef void free_to_pcs_bulk(KmemCache s, i64 c, i64 st, i64 size, i64 *p,
                            int strategy) noexcept nogil
@@ -45,7 +48,13 @@ cdef inline bint pcs_trylock(KmemCache s, i64 c, i64 st) noexcept nogil:
     if s.bias and bias_enter(s, c, me):
         return True
     if not spin_trylock(&s.meta[c + C_LOCK], me):
-        return False
+        if not s.robust:
+            return False
+        b = s.meta[c + C_LOCK]              # shared segment: is the holder dead?
+        if b == 0 or alive(b) or not cmpxchg(&s.meta[c + C_LOCK], b, me):
+            return False
+        pcs_repair(s, c, st)
+        return True
     b = s.meta[c + C_BIAS]
     if b != 0 and b != me:
         bias_revoke(s, c, st)
@@ -59,7 +68,8 @@ cdef inline void pcs_lock(KmemCache s, i64 c, i64 st) noexcept nogil:
     cdef i64 b
     if s.bias and bias_enter(s, c, me):
         return
-    spin_lock(&s.meta[c + C_LOCK], me)
+    if spin_lock(&s.meta[c + C_LOCK], me):
+        pcs_repair(s, c, st)                # taken over from a holder that died
     b = s.meta[c + C_BIAS]
     if b != 0 and b != me:
         bias_revoke(s, c, st)
@@ -73,7 +83,8 @@ cdef inline void pcs_unlock(KmemCache s, i64 c) noexcept nogil:
         spin_unlock(&s.meta[c + C_LOCK])
 
 cdef inline void barn_lock(KmemCache s, i64 st) noexcept nogil:
-    mutex_lock(&s.desc[s.d + B_LOCK], gettid())
+    if mutex_lock(&s.desc[s.d + B_LOCK], gettid()):
+        barn_repair(s)                      # taken over from a holder that died
     stat(s, st, BARN_LOCK)
 
 cdef inline void barn_unlock(KmemCache s) noexcept nogil:

@@ -180,6 +180,40 @@ def free_empty_sheaf(s: KmemCache, st: i64, sh: i64) -> cython.void:
         s.seg.meta_free(sh, (SH_OBJECTS + capacity) * 8)   # oversize: kfree, not counted
 
 
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def pcs_repair(s: KmemCache, c: i64, st: i64) -> cython.void:
+    """cpu record ``c``'s sheaf lock was taken over from a thread that died holding it
+    (shared segments), maybe halfway through a pop, a push or a swap with the barn: its main
+    and spare sheaves cannot be trusted (one may also sit on a barn list).  They are dropped --
+    their objects stay out of circulation until recover() -- and a fresh empty main sheaf is
+    installed.  Counted in H_DAMAGED."""
+    sh: i64 = alloc_empty_sheaf(s, st, s.sheaf_capacity)
+    if sh:
+        s.meta[c + C_MAIN] = sh
+    else:                                      # metadata full: keep the sheaf, not its objects
+        s.meta[s.meta[c + C_MAIN] + SH_SIZE] = 0
+    s.meta[c + C_SPARE] = 0
+    fetch_add(cython.address(s.seg.hdr[H_DAMAGED]), 1)
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def barn_repair(s: KmemCache) -> cython.void:
+    """The barn lock was taken over from a thread that died holding it (shared segments),
+    maybe with a list half relinked: the full and empty lists and the sheaf pool are dropped
+    (their sheaves and objects return at recover()).  Counted in H_DAMAGED."""
+    d: i64 = s.d
+    s.desc[d + B_FULL] = 0
+    s.desc[d + B_EMPTY] = 0
+    s.desc[d + B_NR_FULL] = 0
+    s.desc[d + B_NR_EMPTY] = 0
+    s.desc[d + D_SHEAF_POOL] = 0
+    fetch_add(cython.address(s.seg.hdr[H_DAMAGED]), 1)
+
+
 # =============================================================================================
 # Refill and flush: where sheaves meet slabs
 # =============================================================================================

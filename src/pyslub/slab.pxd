@@ -42,6 +42,8 @@ cdef class KmemCache:
     cdef readonly bint debug          # kmem_cache_debug(s)
     cdef readonly bint checks         # MEM_CHECKS: object state checked on every alloc/free
     cdef readonly bint bias           # biased cpu records (membarrier available, compiled)
+    cdef readonly bint robust         # shared segment: claims name their owner, and a waiter
+                                      # takes over (and repairs) what a dead process held
     # --- observation (process-local) -----------------------------------------------------------
     cdef i64 observe                  # EV_* mask of events recorded into ring
     cdef object recorders             # record_frees() collectors (list), drained after each op
@@ -106,6 +108,7 @@ cdef class KmemCache:
 
 # ---- event ring (process-local): EV_* records written by the core, read after each operation --
 cdef enum:
+    ROBUST_WAIT = 1 << 14             # fast-path waits for TID_BUSY before the slow path
     RING_WORDS = 65536
     R_WPOS = 0                        # next free word (reserved with cmpxchg)
     R_RPOS = 1                        # next record to read (the draining thread's)
@@ -255,6 +258,8 @@ cdef inline i64 cpu_claim(KmemCache s, i64 c, i64 st) noexcept nogil:
     cdef i64 me = gettid()
     cdef int spins = 0
     stat(s, st, LOCAL_LOCK)
+    if s.robust:
+        return cpu_claim_robust(s, c, me)
     if s.bias and bias_enter(s, c, me):
         return s.meta[c + C_TID] | CLAIM_BIASED
     while True:
@@ -279,8 +284,32 @@ cdef inline void cpu_release(KmemCache s, i64 c, i64 tid) noexcept nogil:
         s.meta[c + C_TID] = next_tid(s, tid & ~CLAIM_BIASED)
         bias_exit(s, c)
         return
+    if s.robust:
+        store_release(&s.meta[c + C_TID], next_tid(s, tid))
+        spin_unlock(&s.meta[c + C_OWNER])
+        return
     s.meta[c + C_OWNER] = 0
     store_release(&s.meta[c + C_TID], next_tid(s, tid))
+
+cdef inline i64 cpu_claim_robust(KmemCache s, i64 c, i64 me) noexcept nogil:
+    """cpu_claim() on a shared segment, where the claimant may be killed: the claim's owner
+    word C_OWNER is taken first, as a spin lock (its holder's tid), and only its holder sets
+    TID_BUSY.  A waiter that finds the holder dead takes the word over (the spin lock checks
+    liveness now and then) and repairs the record (claim_repair) before claiming it.  Biased
+    records are off on shared segments."""
+    cdef i64 tid, fl
+    if spin_lock(&s.meta[c + C_OWNER], me):
+        claim_repair(s, c)
+    while True:                             # fast paths may swap the pair meanwhile
+        tid = read_tid(s, c)
+        fl = s.meta[c + C_FREELIST]
+        if this_cpu_cmpxchg_double(&s.meta[c + C_FREELIST], fl, tid, fl, tid | TID_BUSY):
+            return tid
+
+cdef inline bint busy_too_long(KmemCache s, int spins) noexcept nogil:
+    """A fast path has waited ROBUST_WAIT times for TID_BUSY to clear on a shared segment:
+    it takes the slow path, whose claim notices a dead holder (cpu_claim_robust)."""
+    return s.robust and spins >= ROBUST_WAIT
 
 cdef inline int wait_busy(int spins) noexcept nogil:
     """Waiting for another thread of the same cpu: spin briefly, then give the core away."""
@@ -315,8 +344,10 @@ cdef extern from "<sched.h>" nogil:
     int yield_cpu "sched_yield"()
 
 cdef inline void list_lock(KmemCache s, i64 st) noexcept nogil:
-    """spin_lock(&n->list_lock)."""
-    mutex_lock(&s.desc[s.d + N_LIST_LOCK], gettid())
+    """spin_lock(&n->list_lock).  Taken over from a holder that died (shared segments): the
+    node lists are rebuilt before use (repair_node_lists)."""
+    if mutex_lock(&s.desc[s.d + N_LIST_LOCK], gettid()):
+        repair_node_lists(s)
     stat(s, st, LIST_LOCK)
 
 cdef inline void list_unlock(KmemCache s) noexcept nogil:
@@ -350,6 +381,8 @@ cdef inline i64 stats_rec(KmemCache s, i64 cpu, i64 seat) noexcept nogil:
 cdef i64 current_cpu(KmemCache s) except -1
 cdef void bias_revoke(KmemCache s, i64 c, i64 st) noexcept nogil
 cdef void try_rebias(KmemCache s, i64 c, i64 me) noexcept nogil
+cdef void claim_repair(KmemCache s, i64 c) noexcept nogil
+cdef void repair_node_lists(KmemCache s) noexcept nogil
 
 cdef inline void _registry_lock(Segment seg) noexcept:
     mutex_lock(&seg.hdr[H_REG_LOCK], gettid())

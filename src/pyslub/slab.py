@@ -170,6 +170,9 @@ else:
     def wait_busy(spins):
         raise RuntimeError("pyslub: a cpu is claimed by an interrupted operation")
 
+    def busy_too_long(s, spins):
+        return False
+
     from pyslub.page_alloc import Segment
 
     def get_freepointer(s, obj):
@@ -579,6 +582,66 @@ def try_rebias(s: "KmemCache", c: i64, me: i64) -> cython.void:
         s.meta[c + C_REVOKE] = 0
 
 
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def claim_repair(s: "KmemCache", c: i64) -> cython.void:
+    """cpu record ``c``'s claim was taken over from a thread that died holding it (shared
+    segments).  If it died inside the section (TID_BUSY still set), what it was changing --
+    c.page, c.freelist, c.partial -- cannot be trusted: they are dropped (their slabs stay
+    frozen and their objects out of circulation until recover() rebuilds the cache; nothing
+    is handed out twice), and the record is released as empty.  Counted in H_DAMAGED."""
+    tid: i64 = s.meta[c + C_TID]
+    if tid & TID_BUSY:
+        s.meta[c + C_PAGE] = 0
+        s.meta[c + C_PARTIAL] = 0
+        s.meta[c + C_FREELIST] = 0
+        store_release(cython.address(s.meta[c + C_TID]), next_tid(s, tid & ~TID_BUSY))
+    fetch_add(cython.address(s.seg.hdr[H_DAMAGED]), 1)
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def repair_node_lists(s: "KmemCache") -> cython.void:
+    """list_lock was taken over from a thread that died holding it (shared segments), maybe
+    in the middle of relinking a list: rebuild n->partial from the slabs' PG_PARTIAL bits (a
+    slab a dead get_partial_node() had frozen already stays off the list: its cpu is gone), in
+    address order, and recount nr_partial.  The full list (SLAB_STORE_USER) is emptied.  Slabs
+    left off a list rejoin at recover().  Counted in H_DAMAGED."""
+    d: i64 = s.d
+    page: i64 = 1
+    r: i64
+    flags: i64
+    tail: i64 = 0
+    n: i64 = 0
+    s.desc[d + N_PARTIAL_HEAD] = 0
+    while page < s.seg.nr_pages:
+        r = page * PM_STRIDE
+        flags = s.pm[r + PM_FLAGS]
+        if s.pm[r + PM_HEAD] == page and flags & PG_HEAD:
+            if flags & PG_SLAB and s.pm[r + PM_SLAB_CACHE] == s.id and flags & PG_PARTIAL:
+                if s.pm[r + PM_COUNTERS] & FROZEN_BIT:
+                    s.pm[r + PM_FLAGS] = flags & ~PG_PARTIAL
+                else:
+                    s.pm[r + PM_PREV] = tail
+                    s.pm[r + PM_NEXT] = 0
+                    if tail:
+                        s.pm[tail * PM_STRIDE + PM_NEXT] = page
+                    else:
+                        s.desc[d + N_PARTIAL_HEAD] = page
+                    tail = page
+                    n += 1
+            page += 1 << ((flags >> ORDER_SHIFT) & ORDER_MASK)
+        else:
+            page += 1
+    s.desc[d + N_PARTIAL_TAIL] = tail
+    s.desc[d + N_NR_PARTIAL] = n
+    s.desc[d + N_FULL_HEAD] = 0
+    s.desc[d + N_FULL_TAIL] = 0
+    fetch_add(cython.address(s.seg.hdr[H_DAMAGED]), 1)
+
+
 def _roundup_pow_of_two(n):
     p = 1
     while p < n:
@@ -628,7 +691,8 @@ class KmemCache:
         self.nr_cpus = seg.nr_cpus
         self.tid_step = seg.hdr[H_TID_STEP]
         self.checks = bool(seg.hdr[H_FLAGS] & MEM_CHECKS)
-        self.bias = BIAS_OK
+        self.robust = seg.shared and cython.compiled
+        self.bias = BIAS_OK and not self.robust
         self.cpu_base = self.desc[d + D_CPU_OFF]
         self.stats_base = self.desc[d + D_STATS_OFF]
         self.observe = 0
@@ -881,6 +945,10 @@ class KmemCache:
         while True:
             tid = read_tid(self, c)                 # acquire: before freelist and page
             if tid & TID_BUSY:                      # another thread of this cpu is "IRQ-off"
+                if busy_too_long(self, spins):      # (or died so: the claim finds out)
+                    obj = self.slab_alloc(c, st)
+                    stat(self, st, ALLOC_SLOWPATH)
+                    return obj
                 spins = wait_busy(spins)
                 continue
             b = self.meta[c + C_BIAS]
@@ -1267,6 +1335,9 @@ class KmemCache:
         while True:
             tid = read_tid(self, c)
             if tid & TID_BUSY:
+                if busy_too_long(self, spins):      # __slab_free needs no claim
+                    self.slab_free_slowpath(c, st, page, head, tail_obj, cnt)
+                    return
                 spins = wait_busy(spins)
                 continue
             b = self.meta[c + C_BIAS]

@@ -1,0 +1,256 @@
+"""Caches of a shared arena: every operation inside the gate, every live object with its owner.
+
+A shared segment (``Memory.create_shared`` / ``Memory.attach``) holds every piece of allocator
+state, so a ``SharedCache`` is only a process-local view onto a descriptor in the mapping, as
+``Cache`` is.  What it adds is what process death needs (``pyslub.recovery`` has the rules):
+
+* **the gate**: each operation runs between ``gate_enter`` and ``gate_exit``
+  (``pyslub.procs``), so that ``recover()`` can stop the world;
+* **owner bytes**: an object handed out gets its process slot in ``seg.owner`` *after* the core
+  returned it, and a free clears the byte *before* the core frees it.  An object whose state
+  byte says live and whose owner byte is 0 is therefore in flight (an allocation that never
+  returned, or a free that never finished): recover() frees it.  A free the core refuses puts
+  the bytes back.
+
+Uncompiled, the gate functions do nothing: every operation of a shared segment runs under the
+Memory's guard and a lock on the segment's file (pyslub.memory).
+"""
+
+import cython
+import numpy as np
+
+if cython.compiled:
+    from cython.cimports.pyslub.procs import gate_enter, gate_exit
+else:
+    from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
+    from pyslub.procs import gate_enter, gate_exit
+    from pyslub.slab import current_cpu
+
+from pyslub.cache import Cache, PrefilledSheaf, address_arg  # noqa: E402
+from pyslub.errors import SlabError  # noqa: E402
+
+
+@cython.cfunc
+def gate_in(s: Cache) -> i64:
+    """Enter the gate for an operation of the calling thread on ``s``'s segment; its seat.
+    A recoverer that died with the gate closed is finished by us (recover()), then we retry."""
+    if s.seg.closed:
+        raise SlabError("this shared Memory was closed in this process")
+    seat: i64 = current_cpu(s) >> 32
+    while not gate_enter(s.seg, seat, s.seg.pslot):
+        s.binder.__self__.recover()
+    return seat
+
+
+@cython.cfunc
+def set_owner(s: Cache, addr: i64, slot: cython.int) -> cython.void:
+    if 0 < addr < s.arena_bytes:
+        s.seg.owner[addr >> 3] = slot
+
+
+@cython.cfunc
+def take_owner(s: Cache, addr: i64) -> cython.int:
+    """Clear ``addr``'s owner byte (before its free); the old value."""
+    old: cython.int = 0
+    if 0 < addr < s.arena_bytes:
+        old = s.seg.owner[addr >> 3]
+        s.seg.owner[addr >> 3] = 0
+    return old
+
+
+def _count(p, size) -> int:
+    """Entries of ``p[:size]`` the owner bytes are handled for; -1 when ``p`` or ``size`` is
+    not what the core accepts (the core's call then raises, and nothing is touched here)."""
+    if (not isinstance(p, np.ndarray) or p.dtype != np.uint64 or p.ndim != 1
+            or not p.flags.c_contiguous or not p.dtype.isnative):
+        return -1
+    if size is None:
+        return p.shape[0]
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= p.shape[0]:
+        return -1
+    return size
+
+
+@cython.cfunc
+def owners_set(s: Cache, p, n: i64, slot: cython.int) -> cython.void:
+    pv: cython.ulonglong[::1] = p
+    i: i64
+    for i in range(n):
+        set_owner(s, pv[i], slot)
+
+
+@cython.cfunc
+def owners_take(s: Cache, p, n: i64):
+    """Clear the owner bytes of ``p[:n]`` (before their free); the old values."""
+    pv: cython.ulonglong[::1] = p
+    old = bytearray(n)
+    ov: cython.uchar[::1] = old
+    i: i64
+    for i in range(n):
+        ov[i] = take_owner(s, pv[i])
+    return old
+
+
+@cython.cfunc
+def owners_restore(s: Cache, p, n: i64, old) -> cython.void:
+    pv: cython.ulonglong[::1] = p
+    ov: cython.uchar[::1] = old
+    i: i64
+    for i in range(n):
+        set_owner(s, pv[i], ov[i])
+
+
+@cython.cclass
+class SharedCache(Cache):
+    """A cache of a shared arena (see the module docstring); the API is ``Cache``'s."""
+
+    def alloc(self):
+        seat: i64 = gate_in(self)
+        try:
+            a = Cache.alloc(self)
+            set_owner(self, a, self.seg.pslot)
+            return a
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def free(self, addr):
+        a: i64 = address_arg(addr)
+        seat: i64 = gate_in(self)
+        try:
+            old: cython.int = take_owner(self, a)
+            try:
+                Cache.free(self, a)
+            except BaseException:
+                set_owner(self, a, old)
+                raise
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def alloc_bulk(self, p, size=None):
+        seat: i64 = gate_in(self)
+        try:
+            got = Cache.alloc_bulk(self, p, size)
+            if got:
+                owners_set(self, p, got, self.seg.pslot)
+            return got
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def free_bulk(self, p, size=None, strategy=None):
+        seat: i64 = gate_in(self)
+        try:
+            n: i64 = _count(p, size)
+            old = owners_take(self, p, n) if n > 0 else None
+            try:
+                Cache.free_bulk(self, p, size, strategy)
+            except BaseException:
+                if n > 0:
+                    owners_restore(self, p, n, old)
+                raise
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def prefill_sheaf(self, size):
+        """kmem_cache_prefill_sheaf() as a context manager (``with cache.prefill_sheaf(n) as
+        sh: sh.alloc()``); objects taken from it get this process as their owner."""
+        return SharedPrefilledSheaf(self, size)
+
+    def flush_cpu(self, cpu=None):
+        seat: i64 = gate_in(self)
+        try:
+            return Cache.flush_cpu(self, cpu)
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def shrink(self):
+        seat: i64 = gate_in(self)
+        try:
+            return Cache.shrink(self)
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def destroy(self):
+        seat: i64 = gate_in(self)
+        try:
+            return Cache.destroy(self)
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def validate(self):
+        seat: i64 = gate_in(self)
+        try:
+            return Cache.validate(self)
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    # Memory-level operations of a shared arena, run by its first kmalloc cache (they need a
+    # cache for the calling thread's cpu and seat)
+
+    def _kmalloc_large(self, order):
+        seat: i64 = gate_in(self)
+        try:
+            page = self.seg.alloc_large(order)
+            if page:
+                set_owner(self, page << PAGE_SHIFT, self.seg.pslot)
+            return page
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def _kfree_large(self, addr):
+        a: i64 = address_arg(addr)
+        seat: i64 = gate_in(self)
+        try:
+            old: cython.int = take_owner(self, a)
+            if not self.seg.kfree_large(a):
+                set_owner(self, a, old)
+                return False
+            return True
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+    def _kfree_bulk(self, fn, seg, caches, p, size):
+        """kfree_bulk ``fn(seg, caches, self, p, size)`` inside the gate, the owner bytes of
+        ``p[:size]`` cleared first and put back if it raises (nothing was freed then)."""
+        seat: i64 = gate_in(self)
+        try:
+            n: i64 = _count(p, size)
+            old = owners_take(self, p, n) if n > 0 else None
+            try:
+                return fn(seg, caches, self, p, size)
+            except BaseException:
+                if n > 0:
+                    owners_restore(self, p, n, old)
+                raise
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
+
+class SharedPrefilledSheaf(PrefilledSheaf):
+    """A prefilled sheaf of a shared cache: filled and returned inside the gate, its objects
+    owned by this process once taken."""
+
+    def __enter__(self):
+        s = self.cache
+        seat = gate_in(s)
+        try:
+            return PrefilledSheaf.__enter__(self)
+        finally:
+            gate_exit(s.seg, seat, s.seg.pslot)
+
+    def alloc(self):
+        s = self.cache
+        seat = gate_in(s)
+        try:
+            a = PrefilledSheaf.alloc(self)
+            set_owner(s, a, s.seg.pslot)
+            return a
+        finally:
+            gate_exit(s.seg, seat, s.seg.pslot)
+
+    def __exit__(self, *exc):
+        s = self.cache
+        seat = gate_in(s)
+        try:
+            return PrefilledSheaf.__exit__(self, *exc)
+        finally:
+            gate_exit(s.seg, seat, s.seg.pslot)
