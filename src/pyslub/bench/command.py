@@ -48,6 +48,7 @@ examples:
   pyslub bench --slub 7.0 peers       7.0 next to mimalloc & co
   pyslub bench sheaves                the 6.18 cover letter: alloc N, free N (FIFO/shuffled)
   pyslub bench threads                threads as cpus: scaling, remote frees, policies
+  pyslub bench shared                 two processes on one shared arena vs Lock/Queue pools
 """
 
 
@@ -115,10 +116,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("test", nargs="?", default="test01",
                    choices=("test01", "test02", "test03", "all", "peers", "sheaves",
-                            "threads"),
+                            "threads", "shared"),
                    help="what to run: a kernel module, all three, the peers comparison, the "
-                   "6.18 sheaves cover letter's experiment, or the thread benchmarks "
-                   "(pyslub.bench.threads) (default: test01)")
+                   "6.18 sheaves cover letter's experiment, the thread benchmarks "
+                   "(pyslub.bench.threads) or the shared-arena ones (pyslub.bench.shared) "
+                   "(default: test01)")
     b.add_argument("--slub", default="4.4", choices=("4.4", "6.18", "7.0", "all"),
                    help="SLUB generation of the caches: 4.4 (the seed's), 6.18 (opt-in sheaves "
                    "above the cpu slabs: see --sheaf-capacity), 7.0 (sheaves for every "
@@ -409,6 +411,10 @@ def run(args: argparse.Namespace) -> int:
         from pyslub.bench import threads
 
         return threads.run(args)
+    if args.test == "shared":
+        from pyslub.bench import shared
+
+        return shared.run(args)
     if args.sheaf_capacity and args.slub == "4.4":
         args.slub = "6.18"
     if args.slub == "all" or args.test == "sheaves":

@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     --bulk-sizes, --cpus, --json, --quiet, --verbose)."""
     g = parser.add_argument_group("threads", "options of `pyslub bench threads`")
     g.add_argument("--parts", default=None, metavar="LIST",
-                   help=f"threads: which parts, comma separated ({', '.join(PARTS)}; default: "
-                   f"{','.join(DEFAULT_PARTS)}, and cost with --baseline)")
+                   help=f"threads and shared: which parts, comma separated (threads: "
+                   f"{', '.join(PARTS)}; default: {','.join(DEFAULT_PARTS)}, and cost with "
+                   "--baseline; shared: pipe, single)")
     g.add_argument("--baseline", default=None, metavar="PYTHON",
                    help="threads: the Python of a venv with an older pyslub build, for the "
                    "'cost' part (e.g. /tmp/old/.venv/bin/python built at caab96b)")
