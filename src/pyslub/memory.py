@@ -34,6 +34,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -465,6 +466,56 @@ class Memory:
         return (f"<pyslub.Memory {self._seg.arena_bytes >> 20} MiB, {self.nr_cpus} cpus, "
                 f"SLUB {self.slub}, {len(self.caches)} caches"
                 f"{'' if self.checks else ', checks off'}>")
+
+    # -- tools (pyslub.tools, imported here lazily: the tools depend on the core, never the
+    # other way at import time) ---------------------------------------------------------------
+    def slabinfo(self) -> list:
+        """One ``pyslub.tools.slabinfo.SlabRecord`` per cache, as tools/mm/slabinfo reads
+        them from /sys/kernel/slab (``pyslub slabinfo`` prints them)."""
+        from pyslub.tools import slabinfo
+
+        return slabinfo.rows(self)
+
+    def sysfs(self) -> Any:
+        """The read-only mapping ``cache -> attribute -> text`` of /sys/kernel/slab, with the
+        kernel's file names and formats (``.write(cache, attr, text)`` as a store to it)."""
+        from pyslub.tools import sysfs
+
+        return sysfs.tree(self)
+
+    def export_sysfs(self, directory: str | os.PathLike) -> str:
+        """Write the sysfs tree as ``directory/<cache>/<attribute>`` files; returns it."""
+        from pyslub.tools import sysfs
+
+        return sysfs.export(self, directory)
+
+    def snapshot(self, path: str | os.PathLike) -> str:
+        """Every sysfs text of this Memory in one JSON file (``pyslub slabinfo --snapshot``
+        reads it); returns ``path``."""
+        from pyslub.tools import sysfs
+
+        return sysfs.snapshot(self, path)
+
+    def plot_slabs(self, path: str | os.PathLike, cache: Cache | str | None = None,
+                   title: str | None = None) -> Any:
+        """The slab map of one cache (a Cache or its name; default: the only cache that has
+        slabs) saved to ``path`` (PNG, SVG, ... by the name); returns the Figure."""
+        if cache is None:
+            used = [c for c in self.caches.values() if c.nr_slabs]
+            if len(used) != 1:
+                raise ValueError("plot_slabs: name the cache to draw; caches with slabs: "
+                                 f"{sorted(c.name for c in used) or 'none'}")
+            cache = used[0]
+        elif isinstance(cache, str):
+            if cache not in self.caches:
+                raise ValueError(f"plot_slabs: no cache named {cache!r}; caches: "
+                                 f"{sorted(self.caches)}")
+            cache = self.caches[cache]
+        elif not isinstance(cache, Cache) or self.caches.get(cache.name) is not cache:
+            raise ValueError(f"plot_slabs: {cache!r} is not a cache of this Memory")
+        from pyslub.tools import viz
+
+        return viz.plot_slabs(cache, path, title=title)
 
 
 def _slab_compiled() -> bool:
