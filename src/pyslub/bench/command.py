@@ -441,7 +441,9 @@ def run(args: argparse.Namespace) -> int:
     what = " ".join(plan.tests + (["peers"] if plan.peers else []))
     core = "compiled core" if pyslub.COMPILED else "UNCOMPILED core (PYSLUB_PURE)"
     drivers = "+".join(plan.drivers)
-    out.wrap(f"pyslub {pyslub.__version__} bench {what}: {core}, {drivers} driver, "
+    slub = getattr(args, "slub", "4.4")
+    gen = "" if slub == "4.4" else f" --slub {slub}"
+    out.wrap(f"pyslub {pyslub.__version__} bench {what}{gen}: {core}, {drivers} driver, "
              f"{plan.rounds} interleaved rounds")
     out.wrap(f"machine: {cpu_model()}, {os.cpu_count()} cpus, Python "
              f"{sys.version.split()[0]}; TSC: {tsc_khz} kHz measured")
@@ -528,7 +530,7 @@ def run(args: argparse.Namespace) -> int:
                 records.append(m.to_dict() | {"state": b.state})
         report.write_json(args.json, records, meta=meta,
                           extra={"summary": summary,
-                                 "probes": _probes_json(probes) if probes else None,
+                                 **({"probes": _probes_json(probes)} if probes else {}),
                                  "peers": peers_result.to_dict() if peers_result else None})
         out.line(f"wrote {args.json}")
     if args.plot:
@@ -556,8 +558,16 @@ def _header(out: Out, plan: Plan, args: argparse.Namespace) -> None:
         out.line(f"geometry: object {g.object_size} B, SLAB_HWCACHE_ALIGN, nr_cpus {args.cpus}"
                  + (" -> the seed's :t-0000256:" if seedlike else " ->")
                  + (f" ({', '.join(tests)})" if len(plan.tests) > 1 else ""))
+        slub = cfg.slub
+        cap = cfg.sheaf_capacity_for(test)
+        if slub == "7.0":              # no cpu slabs, no cpu partial lists; sheaves always
+            tail = f"SLUB 7.0: cpu_partial 0, sheaf_capacity {cap}"
+        elif slub == "6.18" and cap:
+            tail = f"cpu_partial {g.cpu_partial}; SLUB 6.18: sheaf_capacity {cap}"
+        else:
+            tail = f"cpu_partial {g.cpu_partial}" + (f" (SLUB {slub})" if slub != "4.4" else "")
         out.line(f"  size {g.size}, order {g.order}, {g.objects} objs/slab, min_partial "
-                 f"{g.min_partial}, cpu_partial {g.cpu_partial}")
+                 f"{g.min_partial}, {tail}")
     if plan.tests:
         b0 = plan.blocks[0]
         loops = " / ".join(f"{_fmt_int(b0.config.loops_for(b0.test, d))}" for d in plan.drivers)
