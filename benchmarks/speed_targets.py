@@ -1,6 +1,7 @@
 """Issue 9's four speed targets, measured in one process and one time window.
 
-    python benchmarks/speed_targets.py [--slub 7.0] [--rounds 9] [--no-callgrind] [--json F]
+    python benchmarks/speed_targets.py [--slub 7.0] [--sheaf-capacity N] [--rounds 9]
+        [--no-callgrind] [--json F]
 
 Every round measures, in an order that rotates round by round:
 
@@ -40,11 +41,11 @@ PY_OBJECTS = 200_000
 PAIRS = 200_000
 
 PY_PAIR = ("import pyslub\nmem = pyslub.Memory(size=64 << 20, slub=SLUB)\n"
-           "c = mem.create_cache('t', 232, flags=pyslub.SLAB_HWCACHE_ALIGN)\n"
+           "c = mem.create_cache('t', 232, flags=pyslub.SLAB_HWCACHE_ALIGN, sheaf_capacity=CAP)\n"
            "al, fr = c.alloc, c.free\nfor _ in range(N):\n    fr(al())\n")
 PY_FLOOR = "l = list(range(64)); push, pop = l.append, l.pop\nfor _ in range(N):\n    push(pop())\n"
 PY_BULK = ("import numpy as np, pyslub\nmem = pyslub.Memory(size=64 << 20, slub=SLUB)\n"
-           "c = mem.create_cache('t', 232, flags=pyslub.SLAB_HWCACHE_ALIGN)\n"
+           "c = mem.create_cache('t', 232, flags=pyslub.SLAB_HWCACHE_ALIGN, sheaf_capacity=CAP)\n"
            "p = np.zeros(BULK, dtype=np.uint64)\nab, fb = c.alloc_bulk, c.free_bulk\n"
            "for _ in range(N):\n    ab(p); fb(p)\n")
 PY_LIST = ("free = list(range(0, 512 * 256, 256))\nfor _ in range(N):\n"
@@ -55,7 +56,7 @@ def _ns(rec) -> float:
     return rec.time_interval / rec.invoked_cnt
 
 
-def measure(slub: str, rounds: int) -> dict:
+def measure(slub: str, rounds: int, cap: int | None = None) -> dict:
     import numpy as np
 
     import pyslub
@@ -71,11 +72,11 @@ def measure(slub: str, rounds: int) -> dict:
     cfg = suite.BenchConfig(strategies=(peers.STRATEGY[slub],), loops=NATIVE_OBJECTS,
                             bulk_sizes=BULKS, object_size=OBJECT_SIZE, nr_cpus=8,
                             repeat=rounds, kinds=("fastpath_reuse", "bulk_quick_reuse"),
-                            slub=slub)
+                            slub=slub, sheaf_capacity=cap)
     runner = suite.Runner(cfg, "native", printer=lambda _line: None)
     specs = {(s.round_no, s.kind, s.step): s for s in suite.plan("test01", cfg, "native")}
     mem = pyslub.Memory(size=64 << 20, slub=slub)                  # checks on (the default)
-    cache = mem.create_cache("t", 232, flags=pyslub.SLAB_HWCACHE_ALIGN)
+    cache = mem.create_cache("t", 232, flags=pyslub.SLAB_HWCACHE_ALIGN, sheaf_capacity=cap)
     assert mem.checks
     ns: dict[str, list[float]] = {}
 
@@ -134,7 +135,8 @@ def measure(slub: str, rounds: int) -> dict:
         for job in jobs[k:] + jobs[:k]:
             job(rnd)
     runner.finish()
-    return {"ns": ns, "allocators": found, "skipped": skipped, "harness": path}
+    return {"ns": ns, "allocators": found, "skipped": skipped, "harness": path,
+            "sheaf_capacity": cache.info["sheaf_capacity"]}
 
 
 # -- instructions ----------------------------------------------------------------------------
@@ -144,8 +146,9 @@ import pyslub
 from pyslub.bench import _native
 from pyslub._layout import FREE_BULK_STRATEGIES
 slub, bulk, loops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cap = int(sys.argv[4]) or None
 mem = pyslub.Memory(size=256 << 20, nr_cpus=8, checks=False, slub=slub)
-c = mem.create_cache("t", 232, flags=pyslub.SLAB_HWCACHE_ALIGN)
+c = mem.create_cache("t", 232, flags=pyslub.SLAB_HWCACHE_ALIGN, sheaf_capacity=cap)
 objs = _native.objs_array(bulk)
 sid = FREE_BULK_STRATEGIES.index(c.free_bulk_strategy)
 if bulk == 1:
@@ -165,14 +168,14 @@ def _callgrind(argv: list[str], collect: str | None = None) -> int:
     return int(re.search(r"refs:\s+([\d,]+)", out.stderr).group(1).replace(",", ""))
 
 
-def native_instructions(slub: str, bulk: int) -> float:
+def native_instructions(slub: str, bulk: int, cap: int | None) -> float:
     """Instructions per object of the native loop (alloc + free): (3N - N) objects."""
     collect = "__pyx_pw_6pyslub_5bench_7_native_*bench_*"
     n = 20_000 // bulk if bulk > 1 else 20_000
 
     def run(loops: int) -> int:
-        return _callgrind([sys.executable, "-c", NATIVE_CHILD, slub, str(bulk), str(loops)],
-                          collect)
+        return _callgrind([sys.executable, "-c", NATIVE_CHILD, slub, str(bulk), str(loops),
+                           str(cap or 0)], collect)
 
     return (run(3 * n) - run(n)) / (2 * n * bulk)
 
@@ -185,21 +188,23 @@ def python_instructions(code: str, n: int, per: int, **subs: str) -> float:
     return (big - small) / (2 * n * per)
 
 
-def instructions(slub: str, harness: str) -> dict:
+def instructions(slub: str, harness: str, cap: int | None = None) -> dict:
     from pyslub.bench import peers
 
     out: dict[str, float] = {}
     for bulk in (1, *BULKS):
-        out[f"native {bulk}"] = native_instructions(slub, bulk)
-    mi = peers.count_peer_instructions(harness, bulk_sizes=(1, *BULKS), slub=slub)
+        out[f"native {bulk}"] = native_instructions(slub, bulk, cap)
+    mi = peers.count_peer_instructions(harness, bulk_sizes=(1, *BULKS), slub=slub,
+                                       sheaf_capacity=cap)
     for bulk in (1, *BULKS):
         out[f"mimalloc {bulk}"] = mi["mimalloc"][bulk]
     for bulk in PY_BULKS:
         n = 400_000 // bulk
         out[f"python {bulk}"] = python_instructions(PY_BULK, n, bulk, SLUB=repr(slub),
-                                                    BULK=str(bulk))
+                                                    BULK=str(bulk), CAP=repr(cap))
         out[f"list {bulk}"] = python_instructions(PY_LIST, n, bulk, BULK=str(bulk))
-    out["python pair"] = python_instructions(PY_PAIR, 100_000, 1, SLUB=repr(slub))
+    out["python pair"] = python_instructions(PY_PAIR, 100_000, 1, SLUB=repr(slub),
+                                             CAP=repr(cap))
     out["list pair"] = python_instructions(PY_FLOOR, 100_000, 1)
     return out
 
@@ -218,8 +223,9 @@ def report(res: dict, instr: dict | None, slub: str) -> list[str]:
     def ir(k: str) -> str:
         return f"{instr[k]:.1f}" if instr else "-"
 
-    lines = [f"SLUB {slub}; ns per object: median [min-max] of {len(ns['native 32'])} rounds; "
-             "Ir = instructions per object (callgrind)",
+    lines = [f"SLUB {slub}, sheaf_capacity {res['sheaf_capacity']}; ns per object: median "
+             f"[min-max] of {len(ns['native 32'])} rounds; Ir = instructions per object "
+             "(callgrind)",
              f"{'target':<47} {'pyslub':>20} {'Ir':>6} {'peer':>20} {'Ir':>6} {'ratio':>6}"]
 
     def row(what: str, a: str, b: str, ratio: float) -> None:
@@ -244,6 +250,8 @@ def report(res: dict, instr: dict | None, slub: str) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slub", default="7.0", choices=("4.4", "6.18", "7.0"))
+    ap.add_argument("--sheaf-capacity", type=int, default=None,
+                    help="the caches' sheaf_capacity request (6.18: opt-in; 7.0: the minimum)")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--callgrind", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", default=None)
@@ -254,9 +262,10 @@ def main() -> None:
     if not pyslub.COMPILED:
         sys.exit("the speed targets are for the compiled core")
     t0 = time.perf_counter()
-    res = measure(args.slub, args.rounds)
+    res = measure(args.slub, args.rounds, args.sheaf_capacity)
     elapsed = time.perf_counter() - t0
-    instr = instructions(args.slub, res["harness"]) if args.callgrind else None
+    instr = (instructions(args.slub, res["harness"], args.sheaf_capacity) if args.callgrind
+             else None)
     print(f"pyslub {pyslub.__version__}, {cpu_model()}, {os.cpu_count()} cpus, Python "
           f"{sys.version.split()[0]}; load {os.getloadavg()[0]:.2f}; timed part {elapsed:.1f} s")
     print("found: " + ", ".join(f"{a['name']} {a['version'] or ''}".strip()
@@ -265,7 +274,8 @@ def main() -> None:
         print(ln)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"slub": args.slub, "ns": res["ns"], "instructions": instr,
+            json.dump({"slub": args.slub, "sheaf_capacity": res["sheaf_capacity"],
+                       "ns": res["ns"], "instructions": instr,
                        "allocators": res["allocators"]}, f, indent=1)
 
 
