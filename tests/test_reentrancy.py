@@ -284,3 +284,51 @@ def test_uncompiled_signal_handler_is_refused_inside_an_operation(children):
     out = report(children[_key("signal", "catch", "pure")], _key("signal", "catch", "pure"))
     assert out["hook"]["refused"] > 0, out["hook"]
     assert pyslub.FREE_BULK_STRATEGIES            # (the child cycles through all of them)
+
+
+CREATION_HOOK = r"""
+import gc, json, sys
+import pyslub
+mem = pyslub.Memory(size=32 << 20, nr_cpus=2)
+seen = {"refused": 0, "ok": 0}
+def creating():
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_name == "_create_cache_locked":
+            return True
+        f = f.f_back
+    return False
+def hook(phase, info):
+    if phase == "start" and not seen.get("busy") and creating():
+        seen["busy"] = True
+        try:
+            mem.kfree(mem.kmalloc(8))      # the first kmalloc creates the kmalloc caches
+            seen["ok"] += 1
+        except pyslub.SlabError:
+            seen["refused"] += 1
+        finally:
+            seen["busy"] = False
+gc.set_threshold(1, 1, 1)
+gc.callbacks.append(hook)
+a = mem.kmalloc(100)                       # the caches' creation runs Python code: gc runs
+gc.callbacks.clear()
+mem.kfree(a)
+c = mem.cache_of(mem.kmalloc(8))
+print(json.dumps(dict(seen, live=sum(k.live_objects() for k in mem.caches.values()),
+                      validate=c.validate(), compiled=pyslub.COMPILED)))
+"""
+
+
+@skip_in_rerun
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hook_during_cache_creation_is_refused_not_deadlocked(mode) -> None:
+    """A gc callback calling kmalloc while the kmalloc caches are being created (under the
+    registry locks) used to wait forever for a lock its own thread held."""
+    key = (CREATION_HOOK, (), mode)
+    res = launch_all([key], {})[key]
+    out = report(res, key)
+    if mode == "compiled":
+        assert out["refused"] >= 1 and out["ok"] == 0     # refused while the creation ran
+    else:                                      # the guard pauses the cyclic GC in operations
+        assert out["refused"] == out["ok"] == 0
+    assert out["live"] == 1 and out["validate"] == []

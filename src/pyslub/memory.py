@@ -37,6 +37,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,8 @@ class _Binding:
     """One thread's binding to one Memory: its seat, its default cpu, its on_cpu stack.  Lives
     in the Memory's threading.local, so it goes away (seat and cpu given back) with the thread."""
 
-    __slots__ = ("seg", "seat", "owner", "pid", "default", "stack", "exclusive", "__weakref__")
+    __slots__ = ("seg", "seat", "owner", "pid", "default", "stack", "exclusive", "registry",
+                 "__weakref__")
 
     def __init__(self, seg: Segment, policy: str) -> None:
         self.seg = seg
@@ -118,6 +120,7 @@ class _Binding:
         self.seat = _slab.acquire_seat(seg, self.owner)
         self.stack: list[int] = []
         self.exclusive: str | None = None      # a Python-level operation in progress
+        self.registry: str | None = None       # a cache creation in progress
         if policy == "thread":
             self.default = _slab.least_used_cpu(seg)
             _slab.cpu_users_add(seg, self.default, 1)
@@ -279,7 +282,8 @@ class Memory:
         self._local = threading.local()
         self._caches: list[Cache | None] = [None]     # index = page.slab_cache id
         self._kmalloc: list[Cache] = []
-        self._lock = threading.Lock()                 # Python-side registry (this process)
+        self._lock = threading.RLock()                # Python-side registry (this process;
+                                                      # re-entrant: see _sync_caches)
         self._kmalloc_lock = threading.Lock()
         self._bind_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
@@ -444,6 +448,9 @@ class Memory:
         return [c for c in self._caches if c is not None and not c.dead]
 
     def _sync_caches(self) -> None:
+        """Views of descriptors made by other processes.  A finalizer or signal handler that
+        runs while this thread fills the list may run it too (the lock is re-entrant, and
+        filling the same ids twice is harmless)."""
         n = self._seg.nr_caches()
         if n <= len(self._caches) and not self._seg.shared:
             return
@@ -491,6 +498,21 @@ class Memory:
         finally:
             b.exclusive = None
 
+    @contextlib.contextmanager
+    def _registry(self, what: str) -> Iterator[None]:
+        """Cache creation, which runs Python code under this Memory's locks: a hook of the same
+        thread (finalizer, signal handler) that creates a cache meanwhile gets SlabError.
+        Operations on existing caches stay allowed (they take none of these locks)."""
+        b = self._binding()
+        if b.registry:
+            raise SlabError(f"re-entrant call into pyslub during {b.registry} (from a hook, "
+                            "finalizer or signal handler running inside it): refused")
+        b.registry = what
+        try:
+            yield
+        finally:
+            b.registry = None
+
     @property
     def cpu(self) -> int:
         """The logical cpu the calling thread runs on."""
@@ -535,6 +557,18 @@ class Memory:
 
     def _create_cache(self, name: str, object_size: int, align: int, flags: int,
                       kmalloc_index: int, sheaf_capacity: int = 0) -> Cache:
+        """create_cache() and the kmalloc caches' creation: Python code under the registry
+        lock, so a hook of the same thread creating a cache meanwhile is refused (_registry),
+        never left waiting for a lock its own thread holds."""
+        if kmalloc_index >= 0:                     # _kmalloc_caches() made it exclusive
+            return self._create_cache_locked(name, object_size, align, flags, kmalloc_index,
+                                             sheaf_capacity)
+        with self._registry("create_cache()"):
+            return self._create_cache_locked(name, object_size, align, flags, kmalloc_index,
+                                             sheaf_capacity)
+
+    def _create_cache_locked(self, name: str, object_size: int, align: int, flags: int,
+                             kmalloc_index: int, sheaf_capacity: int) -> Cache:
         geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
         debug = bool(geometry.flags & SLAB_DEBUG_FLAGS)
         if self._gen == GEN_V70:                   # every cache; cpu partial lists are gone
@@ -589,7 +623,8 @@ class Memory:
             views = {c.name: c for c in self._views()}      # made by create_shared()
             self._kmalloc = [views[_kmalloc_name(sz)] for sz in KMALLOC_SIZES]
         if not self._kmalloc:                          # create_kmalloc_caches(), once: also
-            with self._kmalloc_lock:                   # when threads race for the first use
+            with (self._registry("the kmalloc caches' creation"),    # (a hook: refused)
+                  self._kmalloc_lock):                 # when threads race for the first use
                 if not self._kmalloc:
                     self._kmalloc = [
                         self._create_cache(_kmalloc_name(sz), sz, 0, 0, i)
@@ -704,6 +739,56 @@ class Memory:
         return (f"<pyslub.Memory {self._seg.arena_bytes >> 20} MiB, {self.nr_cpus} cpus, "
                 f"SLUB {self.slub}, {len(self.caches)} caches"
                 f"{'' if self.checks else ', checks off'}>")
+
+    # -- tools (pyslub.tools, imported here lazily: the tools depend on the core, never the
+    # other way at import time) ---------------------------------------------------------------
+    def slabinfo(self) -> list:
+        """One ``pyslub.tools.slabinfo.SlabRecord`` per cache, as tools/mm/slabinfo reads
+        them from /sys/kernel/slab (``pyslub slabinfo`` prints them)."""
+        from pyslub.tools import slabinfo
+
+        return slabinfo.rows(self)
+
+    def sysfs(self) -> Any:
+        """The read-only mapping ``cache -> attribute -> text`` of /sys/kernel/slab, with the
+        kernel's file names and formats (``.write(cache, attr, text)`` as a store to it)."""
+        from pyslub.tools import sysfs
+
+        return sysfs.tree(self)
+
+    def export_sysfs(self, directory: str | os.PathLike) -> str:
+        """Write the sysfs tree as ``directory/<cache>/<attribute>`` files; returns it."""
+        from pyslub.tools import sysfs
+
+        return sysfs.export(self, directory)
+
+    def snapshot(self, path: str | os.PathLike) -> str:
+        """Every sysfs text of this Memory in one JSON file (``pyslub slabinfo --snapshot``
+        reads it); returns ``path``."""
+        from pyslub.tools import sysfs
+
+        return sysfs.snapshot(self, path)
+
+    def plot_slabs(self, path: str | os.PathLike, cache: Cache | str | None = None,
+                   title: str | None = None) -> Any:
+        """The slab map of one cache (a Cache or its name; default: the only cache that has
+        slabs) saved to ``path`` (PNG, SVG, ... by the name); returns the Figure."""
+        if cache is None:
+            used = [c for c in self.caches.values() if c.nr_slabs]
+            if len(used) != 1:
+                raise ValueError("plot_slabs: name the cache to draw; caches with slabs: "
+                                 f"{sorted(c.name for c in used) or 'none'}")
+            cache = used[0]
+        elif isinstance(cache, str):
+            if cache not in self.caches:
+                raise ValueError(f"plot_slabs: no cache named {cache!r}; caches: "
+                                 f"{sorted(self.caches)}")
+            cache = self.caches[cache]
+        elif not isinstance(cache, Cache) or self.caches.get(cache.name) is not cache:
+            raise ValueError(f"plot_slabs: {cache!r} is not a cache of this Memory")
+        from pyslub.tools import viz
+
+        return viz.plot_slabs(cache, path, title=title)
 
 
 def _kmalloc_name(size: int) -> str:

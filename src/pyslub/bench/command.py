@@ -156,6 +156,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="one cache per strategy pass, kept across its measurements, instead "
                    "of a fresh cache per measurement")
     b.add_argument("--peers", action="store_true", help="test01: also run the peers comparison")
+    b.add_argument("--probe", action="store_true",
+                   help="test03: also probe every __slab_free call per strategy (objects per "
+                   "call, mean, calls per 1,000 objects), as the seed's perf probes did")
+    b.add_argument("--probe-loops", type=_positive, default=None, metavar="N",
+                   help="test03 loops per probed strategy and N-match (default: 10,000)")
     b.add_argument("--callgrind", action=argparse.BooleanOptionalAction, default=None,
                    help="peers: count instructions per object under valgrind's callgrind "
                    "(default: when valgrind is installed)")
@@ -304,6 +309,8 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
                          "objects per measurement")
     if args.peers and args.test != "test01":
         parser.error("--peers goes with test01 (or run: pyslub bench peers)")
+    if (args.probe or args.probe_loops) and "test03" not in tests:
+        parser.error("--probe goes with test03 (pyslub bench test03 --probe)")
     return Plan(tests, drivers, strategies, rounds, states, blocks, peers, table, args.before,
                 args.after)
 
@@ -440,7 +447,9 @@ def run(args: argparse.Namespace) -> int:
     what = " ".join(plan.tests + (["peers"] if plan.peers else []))
     core = "compiled core" if pyslub.COMPILED else "UNCOMPILED core (PYSLUB_PURE)"
     drivers = "+".join(plan.drivers)
-    out.wrap(f"pyslub {pyslub.__version__} bench {what}: {core}, {drivers} driver, "
+    slub = getattr(args, "slub", "4.4")
+    gen = "" if slub == "4.4" else f" --slub {slub}"
+    out.wrap(f"pyslub {pyslub.__version__} bench {what}{gen}: {core}, {drivers} driver, "
              f"{plan.rounds} interleaved rounds")
     out.wrap(f"machine: {cpu_model()}, {os.cpu_count()} cpus, Python "
              f"{sys.version.split()[0]}; TSC: {tsc_khz} kHz measured")
@@ -454,6 +463,7 @@ def run(args: argparse.Namespace) -> int:
                 runners[(key, driver)] = suite.Runner(cfg, driver, printer=out.bench_line)
     total = sum(len(b.specs) for b in plan.blocks)
     peers_result = None
+    probes: dict[str, Any] = {}
     c_peers = 5
     out.start(total)
     try:
@@ -472,6 +482,8 @@ def run(args: argparse.Namespace) -> int:
             r.finish()
         if plan.peers:
             peers_result = _run_peers(args, plan, out, c_peers)
+        if args.probe or args.probe_loops:
+            probes = _run_probes(args, plan, out)
     finally:
         out.stop()
     elapsed = time.perf_counter() - t0
@@ -494,6 +506,8 @@ def run(args: argparse.Namespace) -> int:
             out.line(ln)
         for ln in peers_lines(peers_result):
             out.line(ln)
+    if probes:
+        _print_probes(out, probes)
     failed = [m for b in plan.blocks for m in b.measurements if not m.ok]
     _print_summary(out, plan, summary, peers_result, elapsed, failed)
 
@@ -522,6 +536,7 @@ def run(args: argparse.Namespace) -> int:
                 records.append(m.to_dict() | {"state": b.state})
         report.write_json(args.json, records, meta=meta,
                           extra={"summary": summary,
+                                 **({"probes": _probes_json(probes)} if probes else {}),
                                  "peers": peers_result.to_dict() if peers_result else None})
         out.line(f"wrote {args.json}")
     if args.plot:
@@ -549,8 +564,16 @@ def _header(out: Out, plan: Plan, args: argparse.Namespace) -> None:
         out.line(f"geometry: object {g.object_size} B, SLAB_HWCACHE_ALIGN, nr_cpus {args.cpus}"
                  + (" -> the seed's :t-0000256:" if seedlike else " ->")
                  + (f" ({', '.join(tests)})" if len(plan.tests) > 1 else ""))
+        slub = cfg.slub
+        cap = cfg.sheaf_capacity_for(test)
+        if slub == "7.0":              # no cpu slabs, no cpu partial lists; sheaves always
+            tail = f"SLUB 7.0: cpu_partial 0, sheaf_capacity {cap}"
+        elif slub == "6.18" and cap:
+            tail = f"cpu_partial {g.cpu_partial}; SLUB 6.18: sheaf_capacity {cap}"
+        else:
+            tail = f"cpu_partial {g.cpu_partial}" + (f" (SLUB {slub})" if slub != "4.4" else "")
         out.line(f"  size {g.size}, order {g.order}, {g.objects} objs/slab, min_partial "
-                 f"{g.min_partial}, cpu_partial {g.cpu_partial}")
+                 f"{g.min_partial}, {tail}")
     if plan.tests:
         b0 = plan.blocks[0]
         loops = " / ".join(f"{_fmt_int(b0.config.loops_for(b0.test, d))}" for d in plan.drivers)
@@ -692,6 +715,50 @@ def _run_peers(args: argparse.Namespace, plan: Plan, out: Out, c_peers: int) -> 
         except RuntimeError as err:
             res.instructions_note = f"callgrind failed: {str(err).splitlines()[0]}"
     return res
+
+
+def _run_probes(args: argparse.Namespace, plan: Plan, out: Out) -> dict[str, Any]:
+    """test03 under pyslub.probe, per strategy and N-match: {"loops", "bulk", "blocks"}."""
+    from pyslub.bench import probes
+
+    loops = args.probe_loops or probes.PROBE_LOOPS
+    res: dict[str, Any] = {"loops": loops, "blocks": []}
+    for b in plan.blocks:
+        if b.test != "test03":
+            continue
+        nmatches = list(dict.fromkeys([0, *(args.nmatch or [1])]))
+        got = probes.run_probes(b.config, b.driver, plan.strategies, nmatches, loops,
+                                printer=out.bench_line, progress=out.advance)
+        res["bulk"] = b.config.bulksz_for("test03")
+        res["blocks"].append({"state": b.state, "driver": b.driver, "nmatch": got})
+    return res
+
+
+def _print_probes(out: Out, probes: dict[str, Any]) -> None:
+    from pyslub.bench.probes import probe_lines
+
+    for blk in probes["blocks"]:
+        for nmatch, per in blk["nmatch"].items():
+            out.line("")
+            what = "worse-case" if nmatch == 0 else f"N-match {nmatch}"
+            out.wrap(f"== probes on __slab_free: test03 {what}, bulk {probes['bulk']}, "
+                     f"{_fmt_int(probes['loops'])} loops, {blk['state']} cache, {blk['driver']} "
+                     "driver: % of calls freeing 1, 2, ... objects, mean objects per call, "
+                     "calls per 1,000 objects freed", indent="   ")
+            for ln in probe_lines(per):
+                out.line(ln)
+    out.line("(bulk_fallback = the module's per-object loop; a fast-path free onto the cpu "
+             "freelist")
+    out.line(" is no __slab_free call: objs via it < objs freed)")
+
+
+def _probes_json(probes: dict[str, Any]) -> dict[str, Any]:
+    return {"loops": probes["loops"], "bulk": probes.get("bulk"),
+            "blocks": [{"state": b["state"], "driver": b["driver"],
+                        "nmatch": {str(n): {name: dataclasses.asdict(s) | {
+                            "mean": s.mean, "calls_per_1000": s.calls_per_1000}
+                            for name, s in per.items()} for n, per in b["nmatch"].items()}}
+                       for b in probes["blocks"]]}
 
 
 def _print_summary(out: Out, plan: Plan, summary: dict[str, Any], peers_result: Any,

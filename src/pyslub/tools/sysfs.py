@@ -16,6 +16,24 @@ CONFIG_SLUB_DEBUG, CONFIG_SLUB_STATS, CONFIG_ZONE_DMA and CONFIG_FAILSLAB:
   /sys/kernel/slab, whose merged caches are symlinks); ``snapshot`` / ``load_snapshot`` keep
   the same texts in one JSON file.
 
+Each cache's directory follows its SLUB generation (``cache.slub``; spec sheaves.md §4):
+
+* **4.4**: the v4.4 files and its 26 SLUB_STATS counters.
+* **6.18**: adds ``sheaf_capacity`` (read-only; 0 = no sheaves) and 6.18's 43-item enum
+  (``alloc_cpu_sheaf``, ``free_cpu_sheaf``, the rcu-sheaf, sheaf, barn and prefill counters
+  next to v4.4's).
+* **7.0**: ``sheaf_capacity``; ``cpu_partial`` reads 0 (a write of 0 succeeds and does
+  nothing, non-zero is EINVAL), ``slabs_cpu_partial`` reads ``0(0)`` and ``cpu_slabs`` 0 (no
+  cpu slabs); the counter files are 7.0's 26 (``free_frozen``, the deactivation and cpu
+  partial counters are gone: ENOENT).
+
+6.18 and 7.0 also have the other files of today's kernels, as this machine's 6.18 shows them
+(``tests/data/sysfs-6.18``): ``usersize`` (the usercopy region: the whole object for the
+kmalloc caches, 0 for caches created without one, as all pyslub's are) and no ``reserved``
+(gone since v5.x).  Choice: ``sheaf_capacity`` comes right after ``order`` and ``usersize``
+after ``remote_node_defrag_ratio`` (a directory listing's order carries no meaning);
+``skip_kfence`` (CONFIG_KFENCE) is left out.
+
 Deviations, each forced by the public API: ``slabs_cpu_partial``
 shows the free objects the cpu partial slabs have now (the kernel shows ``page->pobjects``, the
 count when the list was last built); the debug toggles, ``order``, ``reclaim_account`` and
@@ -52,8 +70,22 @@ GEOMETRY = ("slab_size", "object_size", "objs_per_slab", "order", "min_partial",
             "slabs_cpu_partial", "total_objects", "slabs", "sanity_checks", "trace",
             "red_zone", "poison", "store_user", "validate", "cache_dma",
             "remote_node_defrag_ratio")
-STATS = pyslub.STAT_NAMES
+STATS = pyslub.STAT_NAMES                    # v4.4's 26 counter files
 ATTRIBUTES = GEOMETRY + STATS + ("failslab",)
+# per generation: the counter files (the kernel's enum stat_item of that generation; pyslub's
+# EXTRA_STAT_NAMES are no kernel files) and the directory's attributes
+_GEN_STATS = {"4.4": STATS,
+              "6.18": tuple(n for n in pyslub.STAT_NAMES_618
+                            if n not in pyslub.EXTRA_STAT_NAMES),
+              "7.0": tuple(n for n in pyslub.STAT_NAMES_70
+                           if n not in pyslub.EXTRA_STAT_NAMES)}
+_SHEAF_GEOMETRY = tuple(a for a in GEOMETRY[:GEOMETRY.index("order") + 1] + ("sheaf_capacity",)
+                       + GEOMETRY[GEOMETRY.index("order") + 1:] + ("usersize",)
+                       if a != "reserved")
+GEN_ATTRIBUTES = {"4.4": ATTRIBUTES,
+                  "6.18": _SHEAF_GEOMETRY + _GEN_STATS["6.18"] + ("failslab",),
+                  "7.0": _SHEAF_GEOMETRY + _GEN_STATS["7.0"] + ("failslab",)}
+ALL_STATS = frozenset(n for names in _GEN_STATS.values() for n in names)
 
 _FLAG_FILES = {"hwcache_align": pyslub.SLAB_HWCACHE_ALIGN, "reclaim_account":
                SLAB_RECLAIM_ACCOUNT, "destroy_by_rcu": SLAB_DESTROY_BY_RCU,
@@ -63,7 +95,7 @@ _FLAG_FILES = {"hwcache_align": pyslub.SLAB_HWCACHE_ALIGN, "reclaim_account":
                "failslab": SLAB_FAILSLAB}
 _WRITABLE = frozenset(("order", "min_partial", "cpu_partial", "reclaim_account", "shrink",
                        "sanity_checks", "trace", "red_zone", "poison", "store_user", "validate",
-                       "remote_node_defrag_ratio", "failslab") + STATS)
+                       "remote_node_defrag_ratio", "failslab")) | ALL_STATS
 
 
 # =============================================================================================
@@ -116,14 +148,17 @@ class CacheDir(Mapping[str, str]):
         self.cache = cache
         self.name: str = cache.name
         self._log = log
+        self.slub: str = cache.slub
+        self.attributes: tuple[str, ...] = GEN_ATTRIBUTES[self.slub]
+        self.stats: tuple[str, ...] = _GEN_STATS[self.slub]
 
     # -- reading -------------------------------------------------------------------------------
 
     def __getitem__(self, attr: str) -> str:
-        if attr not in ATTRIBUTES:
+        if attr not in self.attributes:
             raise KeyError(attr)
         c = self.cache
-        if attr in STATS:
+        if attr in self.stats:
             return show_stat([c.stats(cpu=k)[attr] for k in range(c.info["nr_cpus"])])
         if attr in _FLAG_FILES:
             return f"{int(bool(c.info['flags'] & _FLAG_FILES[attr]))}\n"
@@ -132,6 +167,8 @@ class CacheDir(Mapping[str, str]):
             "slab_size": lambda: info["slab_size"], "object_size": lambda: info["object_size"],
             "objs_per_slab": lambda: info["objs_per_slab"], "order": lambda: info["order"],
             "min_partial": lambda: info["min_partial"], "cpu_partial": lambda: info["cpu_partial"],
+            "sheaf_capacity": lambda: info["sheaf_capacity"],
+            "usersize": lambda: info["object_size"] if self.name.startswith("kmalloc-") else 0,
             "aliases": lambda: 0, "align": lambda: info["align"], "reserved": lambda: 0,
             "remote_node_defrag_ratio": lambda: 100,
         }
@@ -164,10 +201,10 @@ class CacheDir(Mapping[str, str]):
         return text + "\n"
 
     def __iter__(self) -> Iterator[str]:
-        return iter(ATTRIBUTES)
+        return iter(self.attributes)
 
     def __len__(self) -> int:
-        return len(ATTRIBUTES)
+        return len(self.attributes)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -175,15 +212,15 @@ class CacheDir(Mapping[str, str]):
         """Write ``text`` to the file ``attr`` as ``echo`` would; returns ``len(text)`` like
         the kernel's store, or raises OSError with the kernel's errno."""
         where = f"{self.name}/{attr}"
-        if attr not in ATTRIBUTES:
-            raise OSError(errno.ENOENT, f"{where}: no such attribute")
+        if attr not in self.attributes:
+            raise OSError(errno.ENOENT, f"{where}: no such attribute (SLUB {self.slub})")
         if attr not in _WRITABLE:
             raise OSError(errno.EACCES, f"{where}: read-only file")
         if not isinstance(text, str):
             raise TypeError(f"{where}: write a str, got {type(text).__name__}")
         c = self.cache
         first = text[:1]
-        if attr in STATS:
+        if attr in self.stats:
             if first != "0":
                 raise OSError(errno.EINVAL, f"{where}: only '0' clears a counter, got {text!r}")
             c.reset_stats(attr)              # clear_stat(): this counter, on every cpu
@@ -192,6 +229,10 @@ class CacheDir(Mapping[str, str]):
             c.min_partial = min(max(value, MIN_PARTIAL), MAX_PARTIAL)    # set_min_partial()
         elif attr == "cpu_partial":
             value = kstrtouint(text, where)
+            if self.slub == "7.0":           # 7.0 cpu_partial_store(): inert, 0 accepted
+                if value:
+                    raise OSError(errno.EINVAL, f"{where}: SLUB 7.0 has no cpu partial lists")
+                return len(text)
             if value and c.info["flags"] & SLAB_DEBUG_FLAGS:
                 raise OSError(errno.EINVAL, f"{where}: a debug cache has no cpu partial lists")
             c.cpu_partial = value            # the setter flushes every cpu (flush_all)
@@ -324,6 +365,6 @@ def load_snapshot(path: str | os.PathLike) -> tuple[dict[str, dict[str, str]], d
     return caches, dict(doc.get("aliases", {}))
 
 
-__all__ = ["ATTRIBUTES", "CacheDir", "STATS", "SysfsTree", "export", "kstrtoull",
-           "kstrtouint", "load_snapshot", "read_dir", "show_slab_objects", "show_stat",
+__all__ = ["ATTRIBUTES", "CacheDir", "GEN_ATTRIBUTES", "STATS", "SysfsTree", "export",
+           "kstrtoull", "kstrtouint", "load_snapshot", "read_dir", "show_slab_objects", "show_stat",
            "snapshot", "tree"]
