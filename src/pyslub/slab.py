@@ -361,8 +361,7 @@ def report_text(name, code, a, b, c):
         return (f"BUG {name}: Object already free: {a:#x} (double free); FIX {name}: Object "
                 f"at {b:#x} not freed")
     if code == REP_BULK_COUNT:
-        return (f"BUG {name}: Bulk freelist count({a}) invalid; FIX {name}: Object at {b:#x} "
-                "not freed")
+        return f"BUG {name}: Bulk freelist count({a}) invalid({b}) (slab {page_addr(c):#x})"
     if code == REP_ALLOC_CHECK:
         return (f"BUG {name}: Freelist Pointer check fails: object {a:#x} in slab "
                 f"{page_addr(c):#x}; FIX {name}: Marking all objects used")
@@ -1056,12 +1055,10 @@ class KmemCache:
         return obj
 
     def alloc_debug_processing(self, st, page, obj):
-        """Consistency checks (F) on the object handed out by a debug cache.
-
-        On failure the kernel marks every object of the slab used and takes another slab.
+        """Consistency checks on the object handed out by a debug cache (v4.4: with any debug
+        flag; F only since v4.6).  On failure the kernel marks every object of the slab used
+        and takes another slab.
         """
-        if not (self.flags & SLAB_CONSISTENCY_CHECKS):
-            return True
         if self.check_free_addr(obj) == page:
             return True
         self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
@@ -1360,22 +1357,21 @@ class KmemCache:
             self.emit(EV_SLAB_FREE, page, cnt, 1 if was_frozen else 0, case)
 
     def free_debug_processing(self, page, head, tail, cnt):
-        """Consistency checks (F) on every object of a list about to be freed (list_lock held).
+        """free_debug_processing() (v4.4: with any debug flag; list_lock held) on a list about to
+        be freed.
 
-        Walks ``cnt`` objects from head: each must lie on this slab at an object boundary, and
+        Walks from head to tail: each object must lie on this slab at an object boundary, and
         be neither on the slab's freelist nor earlier in the same list ("Object already free":
-        a double free); the walk must end at ``tail``.  On failure nothing is freed (leaked on
-        purpose, as the kernel does) and a report is added.
+        a double free).  On such a failure nothing is freed (leaked on purpose, as the kernel
+        does) and a report is added.  A walk whose length differs from ``cnt`` is reported
+        ("Bulk freelist count(%d) invalid(%d)") and the list is freed all the same, as v4.4
+        does.  (The walk is bounded by the slab's objects: pyslub's deviation.)
         """
-        if not (self.flags & SLAB_CONSISTENCY_CHECKS):
-            return True
         obj: i64 = head
-        n: i64
         ok: cython.bint = True
         walked: i64 = 0
-        for n in range(cnt):
-            if n:
-                obj = get_freepointer(self, obj)
+        limit: i64 = page_objects(self, page)
+        while True:
             if self.check_free_addr(obj) != page:
                 self.emit(EV_REPORT, REP_INVALID_FREE, obj, head, page)
                 ok = False
@@ -1388,10 +1384,14 @@ class KmemCache:
                 break
             self.state[obj >> 3] = OBJ_FREEING
             walked += 1
-        if ok and obj != tail:
-            self.emit(EV_REPORT, REP_BULK_COUNT, cnt, head, page)
-            ok = False
+            if obj == tail or walked >= limit:
+                break
+            obj = get_freepointer(self, obj)
+        if ok and (walked != cnt or obj != tail):
+            self.emit(EV_REPORT, REP_BULK_COUNT, cnt, walked, page)
+            ok = obj == tail                        # (tail not reached: cannot be linked)
         obj = head
+        n: i64
         for n in range(walked):                     # undo the marks: free again
             if n:
                 obj = get_freepointer(self, obj)
@@ -1726,7 +1726,9 @@ class KmemCache:
     def shrink_node(self, st):
         """__kmem_cache_shrink() after flush_all (v4.4): under list_lock, take the empty slabs
         off the partial list and move slabs with at most SHRINK_PROMOTE_MAX (32) free objects to
-        its head, fullest first (each bucket keeping its order); then free the empty ones.
+        its head, fullest first (list_move() adds at a bucket's head, so each bucket is in reverse
+        order of the walk; the slabs with more free objects follow in their order); then free
+        the empty ones.
         Counts nothing, as the kernel.  Returns the number of slabs freed."""
         promote_head = cython.declare(i64[32])
         promote_tail = cython.declare(i64[32])
@@ -1759,13 +1761,12 @@ class KmemCache:
                 self.pm[page * PM_STRIDE + PM_FLAGS] &= ~PG_PARTIAL
                 self.pm[page * PM_STRIDE + PM_PREV] = discard
                 discard = page
-            elif 0 < free <= 32:
+            elif 0 < free <= 32:                    # list_move(): to the bucket's head
                 i = free - 1
-                if promote_tail[i]:
-                    self.pm[promote_tail[i] * PM_STRIDE + PM_NEXT] = page
-                else:
-                    promote_head[i] = page
-                promote_tail[i] = page
+                self.pm[page * PM_STRIDE + PM_NEXT] = promote_head[i]
+                if promote_tail[i] == 0:
+                    promote_tail[i] = page
+                promote_head[i] = page
                 kept += 1
             else:
                 if rest_tail:

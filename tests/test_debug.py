@@ -1,0 +1,94 @@
+"""Issue 8: slab_debug -- the kernel's debug semantics (v4.4), its reports, and the fidelity
+fixes of the issue's "Why" list.  Every test runs compiled and uncompiled."""
+
+from __future__ import annotations
+
+import pytest
+
+import pyslub
+from pyslub import SLAB_CONSISTENCY_CHECKS, SLAB_POISON, SLAB_RED_ZONE, SLAB_STORE_USER, SlabError
+from pyslub._layout import STAT_NAMES
+
+
+def kernel_shrink_order(partial, free_of):
+    """__kmem_cache_shrink()'s list operations, literally: list_move() to the discard list or
+    to promote[free - 1] (at that list's head), then list_splice(promote[i], &n->partial) for
+    i = 31 .. 0 (each at the partial list's head)."""
+    rest = list(partial)
+    promote = [[] for _ in range(32)]
+    for page in partial:
+        free = free_of[page]
+        if free == 64:
+            rest.remove(page)
+        elif free <= 32:
+            rest.remove(page)
+            promote[free - 1].insert(0, page)
+    for i in range(31, -1, -1):
+        rest = promote[i] + rest
+    return rest
+
+
+def test_shrink_promotes_like_the_kernel_and_counts_nothing():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("shrink", 64)                 # 64 objects per order-0 slab
+    assert c.objects == 64
+    p = c.alloc_many(64 * 8)
+    slabs = sorted({c.slab_of(int(a)) for a in p})
+    assert len(slabs) == 8
+    by_slab = {s: [int(a) for a in p if c.slab_of(int(a)) == s] for s in slabs}
+    # free counts: two slabs with 3 free, two with 1, one with 40, one with 32, one empty,
+    # one with 2: buckets with more than one member show list_move()'s reversal
+    for s, nfree in zip(slabs, (3, 40, 3, 1, 64, 32, 1, 2), strict=True):
+        for a in by_slab[s][:nfree]:
+            c.free(a)
+    c.flush_all()
+    before = c.node_partial()
+    free_of = {s: c.slab_state(s)["objects"] - c.slab_state(s)["inuse"] for s in before}
+    assert sorted(free_of.values()) == [1, 1, 2, 3, 3, 32, 40, 64]
+    expected = kernel_shrink_order(before, free_of)
+    stats = c.stats()
+    assert c.shrink() == 1
+    assert c.node_partial() == expected
+    after = c.stats()
+    assert {k: after[k] - stats[k] for k in STAT_NAMES if after[k] != stats[k]} == {}
+    assert c.validate() == []
+
+
+@pytest.mark.parametrize("flag", [SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER,
+                                  SLAB_CONSISTENCY_CHECKS])
+def test_any_debug_flag_runs_the_free_checks(flag):
+    """v4.4: kmem_cache_debug(s) (any debug flag) runs free_debug_processing's checks; with
+    the safe mode off they are what catches a double free."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, checks=False)
+    c = mem.create_cache("dbg", 64, flags=flag)
+    a = c.alloc()
+    b = c.alloc()
+    c.free(a)
+    with pytest.raises(SlabError, match=r"Object already free: 0x[0-9a-f]+ \(double free\)"):
+        c.free(a)
+    assert len([r for r in c.reports if "Object already free" in r]) == 1
+    x, y = c.alloc(), c.alloc()
+    assert len({x, y, b}) == 3                          # nobody owns an object twice
+
+
+@pytest.mark.skipif(pyslub.COMPILED, reason="drives the core's __slab_free directly, which is "
+                    "a C function when compiled: a count mismatch cannot be made through the API")
+def test_bulk_count_mismatch_is_reported_and_freed():
+    """v4.4 free_debug_processing: "Bulk freelist count(%d) invalid(%d)" and the list is freed
+    all the same (ret stays 1)."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1, checks=False)
+    c = mem.create_cache("cnt", 64, flags=SLAB_CONSISTENCY_CHECKS)
+    objs = [c.alloc() for _ in range(4)]
+    c.flush_all()
+    page = c.check_addr(objs[0])
+    head, tail = objs[0], objs[2]
+    c.words[(objs[0] + c.offset) >> 3] = objs[1]       # a detached list of 3, told it holds 2
+    c.words[(objs[1] + c.offset) >> 3] = objs[2]
+    cpu, st = c._cpu_seat()
+    free_before = c.slab_state(c.slab_of(head))["inuse"]
+    c.slab_free_slowpath(cpu, st, page, head, tail, 2)
+    c._after()
+    assert [r for r in c.reports if "Bulk" in r] == [
+        f"BUG cnt: Bulk freelist count(2) invalid(3) (slab {c.slab_of(head):#x})"]
+    assert c.slab_state(c.slab_of(head))["inuse"] == free_before - 2   # inuse -= cnt (kernel)
+    assert c.free_objects(c.slab_of(head))[:3] == [head, objs[1], tail]
