@@ -3,6 +3,7 @@ fixes of the issue's "Why" list.  Every test runs compiled and uncompiled."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import pyslub
@@ -92,3 +93,89 @@ def test_bulk_count_mismatch_is_reported_and_freed():
         f"BUG cnt: Bulk freelist count(2) invalid(3) (slab {c.slab_of(head):#x})"]
     assert c.slab_state(c.slab_of(head))["inuse"] == free_before - 2   # inuse -= cnt (kernel)
     assert c.free_objects(c.slab_of(head))[:3] == [head, objs[1], tail]
+
+
+# -- the "Why" scenarios that main had fixed already: regression tests -------------------------
+
+STRATEGIES = pyslub.FREE_BULK_STRATEGIES
+
+
+@pytest.mark.parametrize("flags", [0, SLAB_CONSISTENCY_CHECKS])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_refused_free_bulk_changes_nothing(flags, strategy):
+    """F: ``c.free(x); c.free_bulk([a, b, x])`` used to relink a and b before refusing."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    c = mem.create_cache("why", 64, flags=flags)
+    a, b, x = c.alloc(), c.alloc(), c.alloc()
+    c.free(x)
+    p = np.array([a, b, x], dtype=np.uint64)
+    with pytest.raises(SlabError, match=r"p\[2\] = 0x[0-9a-f]+ is not allocated.*nothing was "
+                                        "freed"):
+        c.free_bulk(p, strategy=strategy)
+    assert list(p) == [a, b, x]
+    got = {c.alloc() for _ in range(8)}
+    assert not got & {a, b}
+    assert c.validate() == []
+    c.free_bulk(np.array([a, b], dtype=np.uint64), strategy=strategy)   # still ours to free
+
+
+def test_freelist_pointing_at_a_live_object_is_caught_at_alloc():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("uaf", 64, flags=SLAB_CONSISTENCY_CHECKS)
+    objs = [c.alloc() for _ in range(4)]
+    c.free(objs[1])
+    mem.raw(objs[1] + c.offset, 8)[:] = int(objs[2]).to_bytes(8, "little")
+    assert c.validate() != []
+    seen = set()
+    with pytest.raises(SlabError, match="Freelist points to an object in use"):
+        for _ in range(200):
+            seen.add(c.alloc())
+    assert objs[2] not in seen and objs[3] not in seen
+
+
+@pytest.mark.parametrize("dtype", [">u8", "<i8", "u4"])
+def test_alloc_bulk_refuses_foreign_dtypes(dtype):
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("dt", 64)
+    with pytest.raises(TypeError, match="native uint64"):
+        c.alloc_bulk(np.zeros(4, dtype=dtype))
+    assert c.nr_slabs == 0
+
+
+def test_destroy_cache_of_another_memory_is_refused():
+    m1 = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    m2 = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    mine = m1.create_cache("x", 64)
+    theirs = m2.create_cache("x", 64)
+    with pytest.raises(SlabError, match="does not belong to this Memory"):
+        m1.destroy_cache(theirs)
+    assert not mine.dead and not theirs.dead and m1.caches == {"x": mine}
+
+
+def test_kfree_bulk_mixed_small_large_is_atomic():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    small, big = mem.kmalloc(32), mem.kmalloc(20000)
+    pages = mem.free_pages()
+    with pytest.raises(SlabError, match="duplicate.*nothing was freed"):
+        mem.kfree_bulk(np.array([small, big, big], dtype=np.uint64))
+    assert mem.free_pages() == pages
+    mem.kfree_bulk(np.array([small, big], dtype=np.uint64))
+
+
+def test_cpu_slabs_counts_partial_only_under_a_cpu_slab():
+    """v4.4 show_slab_objects(SO_CPU): c->partial is looked at only when c->page is set."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("occ", 64)
+    p = c.alloc_many(64 * 3)
+    c.free(int(p[0]))                       # first free into a full slab: cpu partial list
+    st = c.cpu_state(0)
+    assert st["page"] and len(st["partial"]) == 1
+    assert c.occupancy()["cpu_slabs"] == 2
+    c.free_bulk(p[64 * 2:].copy())          # the cpu slab's own objects: it stays the cpu slab
+    mem2 = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    d = mem2.create_cache("occ", 64)
+    q = d.alloc_many(64 * 2)                # the second slab's last object empties c.freelist:
+    d.alloc()                               # a third slab
+    d.free(int(q[0]))
+    assert d.cpu_state(0)["page"]
+    assert d.occupancy()["cpu_slabs"] == 1 + len(d.cpu_state(0)["partial"])
