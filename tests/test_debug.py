@@ -179,3 +179,72 @@ def test_cpu_slabs_counts_partial_only_under_a_cpu_slab():
     d.free(int(q[0]))
     assert d.cpu_state(0)["page"]
     assert d.occupancy()["cpu_slabs"] == 1 + len(d.cpu_state(0)["partial"])
+
+
+# -- slab_debug= -------------------------------------------------------------------------------
+
+F, Z, P, U, T = (SLAB_CONSISTENCY_CHECKS, SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER,
+                 pyslub.SLAB_TRACE)
+
+
+@pytest.mark.parametrize("text, name, flags", [
+    ("", "dentry", F | Z | P | U),                     # no options: full debugging
+    ("FZ", "dentry", F | Z),
+    ("fz", "dentry", F | Z),                            # case-insensitive
+    ("Z,dentry", "dentry", Z),
+    ("Z,dentry", "inode", 0),                           # a list only: global stays off
+    (",dentry", "dentry", F | Z | P | U),               # no letters before a list: FZPU
+    ("Z,dentry;U,kmalloc-*", "kmalloc-64", U),          # documentation example, prefix glob
+    ("Z,dentry;U,kmalloc-*", "dentry", Z),
+    ("Z,dentry;U,kmalloc-*", "dentr", 0),               # names compare whole
+    ("FZ;-,zs_handle,zspage", "zspage", 0),             # '-': off for those
+    ("FZ;-,zs_handle,zspage", "other", F | Z),
+    ("P;;Z,a", "b", P),                                 # empty blocks are skipped
+    ("FZ-U", "x", U),                                   # '-' clears what came before it
+    ("T,x", "x", T),
+    ("Z,a*,b;P,ab", "ab", Z),                           # the first matching block wins
+    ("slub_debug=U", "x", U),                           # the option's name may be included
+])
+def test_slab_debug_grammar(text, name, flags):
+    from pyslub.debug import kmem_cache_flags, parse_slab_debug
+    assert kmem_cache_flags(parse_slab_debug(text), name, 0) == flags
+    assert kmem_cache_flags(parse_slab_debug(text), name, pyslub.SLAB_NO_USER_FLAGS) == \
+        pyslub.SLAB_NO_USER_FLAGS                       # slub_kunit's caches ignore it
+
+
+@pytest.mark.parametrize("text, what", [("FX", "unknown option 'X'"), ("A", "failslab"),
+                                        ("Z;q,dentry", "block 2")])
+def test_slab_debug_bad_options_name_the_letter(text, what):
+    with pytest.raises(ValueError, match=what):
+        pyslub.Memory(size=16 << 20, nr_cpus=1, slab_debug=text)
+    with pytest.raises(TypeError):
+        pyslub.Memory(size=16 << 20, nr_cpus=1, slab_debug=7)
+
+
+def test_slab_debug_reaches_caches_and_kmalloc(monkeypatch):
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="Z,dent*;U,kmalloc-64")
+    d = mem.create_cache("dentry", 192)
+    i = mem.create_cache("inode", 192)
+    assert d.flags & (F | Z | P | U) == Z and d.debug and d.size == 192 + 16
+    assert not i.debug and i.size == 192
+    a = mem.kmalloc(64)
+    assert mem.cache_of(a).flags & U and mem.cache_of(a).name == "kmalloc-64"
+    assert not mem.cache_of(mem.kmalloc(32)).debug
+    monkeypatch.setenv("PYSLUB_SLAB_DEBUG", "P")
+    env = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    assert env.create_cache("x", 64).flags & P
+    assert not pyslub.Memory(size=16 << 20, nr_cpus=1, slab_debug="-").create_cache(
+        "x", 64).debug                                  # the argument wins over the variable
+    monkeypatch.setenv("PYSLUB_SLAB_DEBUG", "Q")
+    with pytest.raises(ValueError, match="PYSLUB_SLAB_DEBUG='Q': .*unknown option 'Q'"):
+        pyslub.Memory(size=16 << 20, nr_cpus=1)
+
+
+def test_slab_debug_O_drops_metadata_when_the_order_would_grow():
+    """kmem_cache_open(): with O, a cache whose get_order(size) exceeds get_order(object_size)
+    because of Z/P/U metadata loses those flags (F stays)."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZPUO")
+    big = mem.create_cache("big", 4096)                 # 4096 + metadata: order 1 > 0
+    small = mem.create_cache("small", 1000)
+    assert big.flags & (F | Z | P | U) == F and big.size == 4096
+    assert small.flags & (F | Z | P | U) == F | Z | P | U

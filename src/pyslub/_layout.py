@@ -324,7 +324,10 @@ SLAB_RED_ZONE = 0x00000400
 SLAB_POISON = 0x00000800
 SLAB_HWCACHE_ALIGN = 0x00002000
 SLAB_STORE_USER = 0x00010000
-SLAB_DEBUG_FLAGS = SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
+SLAB_TRACE = 0x00200000          # T: every alloc and free of the cache is traced
+SLAB_DEBUG_FLAGS = (SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
+                    | SLAB_TRACE)
+SLAB_NO_USER_FLAGS = 0x10000000  # (6.1) the slab_debug= option does not apply (slub_kunit)
 OBJECT_POISON = 0x80000000       # kernel __OBJECT_POISON: poison the object bytes too
 CMPXCHG_DOUBLE = 0x40000000      # kernel __CMPXCHG_DOUBLE: slab pair swapped by cmpxchg16b
 

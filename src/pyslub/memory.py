@@ -37,6 +37,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from pyslub import debug as _debug
 from pyslub import slab as _slab
 from pyslub._layout import (
     FREE_BULK_STRATEGIES,
@@ -199,6 +200,9 @@ class Memory:
     (double free, never handed out, duplicate in one array) and every freelist that leads to an
     allocated object is refused with SlabError before anything changes.  ``checks=False`` runs
     the kernel's exact unchecked paths (what the seed's benchmark measures).
+    ``slab_debug``: the kernel's ``slab_debug=`` option for every cache of this Memory, e.g.
+    ``"FZ;U,kmalloc-*"`` (``pyslub.debug``; default: the ``PYSLUB_SLAB_DEBUG`` environment
+    variable, else nothing).
     ``slub``: the SLUB generation of new caches, "4.4" (the seed's allocator), "6.18" (opt-in
     sheaves) or "7.0" (sheaves for every cache).
 
@@ -209,7 +213,7 @@ class Memory:
 
     def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS, *,
                  checks: bool = True, slub: str = "4.4", cpu_policy: str = "thread",
-                 max_caches: int = 65536) -> None:
+                 max_caches: int = 65536, slab_debug: str | None = None) -> None:
         for what, value in (("size", size), ("nr_cpus", nr_cpus), ("max_caches", max_caches)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{what} must be an int, got {type(value).__name__}")
@@ -219,6 +223,9 @@ class Memory:
             raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
         if not 2 <= max_caches <= 1 << 20:
             raise ValueError(f"max_caches {max_caches} outside 2..{1 << 20}")
+        # slab_debug= (pyslub.debug): the argument, else PYSLUB_SLAB_DEBUG; parsed first
+        self._slab_debug = (_debug.parse_slab_debug(slab_debug) if slab_debug is not None
+                            else _debug.from_environment())
         self._seg = Segment.private(size, nr_cpus, max_caches)
         if checks:
             self._seg.set_flags(MEM_CHECKS)
@@ -313,6 +320,9 @@ class Memory:
 
     def _create_cache(self, name: str, object_size: int, align: int, flags: int,
                       kmalloc_index: int, sheaf_capacity: int = 0) -> Cache:
+        if isinstance(flags, int) and isinstance(object_size, int):
+            flags = _debug.cache_flags(self._slab_debug, name, object_size, align, flags,
+                                       self.nr_cpus)
         geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
         debug = bool(geometry.flags & SLAB_DEBUG_FLAGS)
         if self._gen == GEN_V70:                   # every cache; cpu partial lists are gone
