@@ -248,3 +248,144 @@ def test_slab_debug_O_drops_metadata_when_the_order_would_grow():
     small = mem.create_cache("small", 1000)
     assert big.flags & (F | Z | P | U) == F and big.size == 4096
     assert small.flags & (F | Z | P | U) == F | Z | P | U
+
+
+# -- slub_kunit ports (lib/slub_kunit.c; spec §6.3): len(validate()) == the kernel's count -----
+
+NO_USER = pyslub.SLAB_NO_USER_FLAGS
+
+
+@pytest.fixture(params=[True, False], ids=["checks", "unchecked"])
+def kmem(request):
+    """A Memory whose slab_debug= would turn everything on: the kunit caches ignore it."""
+    return pyslub.Memory(size=16 << 20, nr_cpus=2, checks=request.param, slab_debug="FZPU")
+
+
+def test_clobber_zone(kmem):
+    s = kmem.create_cache("TestSlub_RZ_alloc", 64, flags=Z | NO_USER)
+    p = s.alloc()
+    kmem.raw(p + 64, 1)[0] = 0x12
+    errors = s.validate()
+    assert len(errors) == 2
+    assert errors[0] == "BUG TestSlub_RZ_alloc (Not tainted): Redzone overwritten"
+    assert errors[0].info[0] == f"INFO: {p + 64:#x}-{p + 64:#x}. First byte 0x12 instead of 0xcc"
+    assert errors[1] == f"FIX TestSlub_RZ_alloc: Restoring {p + 64:#x}-{p + 64:#x}=0xcc"
+    assert s.validate() == []                          # repaired
+    s.free(p)
+    s.destroy()
+
+
+def test_next_pointer(kmem):
+    s = kmem.create_cache("TestSlub_next_ptr_free", 64, flags=P | NO_USER)
+    p = s.alloc()
+    s.free(p)
+    fp = kmem.raw(p + s.offset, 8)
+    saved = bytes(fp)
+    fp[0] ^= 0xFF                                      # p[s->offset] = ~p[s->offset]
+    errors = s.validate()
+    n = s.objects                                      # 56 slots of 72 bytes, all free
+    assert [str(e).split(": ", 1)[1] for e in errors] == [
+        "Freechain corrupt", f"Wrong object count. Counter is 0 but counted were {n - 1}",
+        "Object count adjusted."]
+    assert errors[0].obj == p
+    fp[:] = saved                                      # *ptr_addr = tmp
+    errors = s.validate()
+    assert [str(e).split(": ", 1)[1] for e in errors] == [
+        f"Wrong object count. Counter is {n - 1} but counted were 0", "Object count adjusted."]
+    assert s.validate() == []
+    s.destroy()
+
+
+@pytest.mark.parametrize("name, where, value", [("TestSlub_1th_word_free", 0, 0x78),
+                                                ("TestSlub_50th_word_free", 50, 0x9A)])
+def test_poison_overwritten_after_free(kmem, name, where, value):
+    """test_first_word, test_clobber_50th_byte."""
+    s = kmem.create_cache(name, 64, flags=P | NO_USER)
+    p = s.alloc()
+    s.free(p)
+    kmem.raw(p + where, 1)[0] = value
+    errors = s.validate()
+    assert errors == [f"BUG {name} (Not tainted): Poison overwritten",
+                      f"FIX {name}: Restoring {p + where:#x}-{p + where:#x}=0x6b"]
+    assert s.validate() == []
+    s.destroy()
+
+
+def test_clobber_redzone_free(kmem):
+    s = kmem.create_cache("TestSlub_RZ_free", 64, flags=Z | NO_USER)
+    p = s.alloc()
+    s.free(p)
+    kmem.raw(p + 64, 1)[0] = 0xAB
+    errors = s.validate()
+    assert len(errors) == 2 and errors[0].title == "Redzone overwritten"
+    assert errors[0].info[0].endswith("First byte 0xab instead of 0xbb")
+    s.destroy()
+
+
+def test_leak_destroy(kmem):
+    s = kmem.create_cache("TestSlub_leak_destroy", 64, flags=NO_USER)
+    p = s.alloc()
+    with pytest.raises(SlabError, match="Objects remaining") as e:
+        s.destroy()
+    new = e.value.reports                              # refused: nothing changed, no report
+    assert len(new) == 2 and s.validate() == []
+    assert new[0] == ("BUG TestSlub_leak_destroy (Not tainted): Objects remaining in "
+                      "TestSlub_leak_destroy on __kmem_cache_shutdown()")
+    assert new[0].info == (f"INFO: Object {p:#x} @offset={p & 4095}",)
+    s.free(p)
+    s.destroy()
+
+
+# -- the core's checks at alloc and free (alloc/free_debug_processing) -------------------------
+
+def test_free_with_clobbered_redzone_leaks_the_object(kmem):
+    c = kmem.create_cache("rz", 64, flags=Z | NO_USER)
+    a, b = c.alloc(), c.alloc()
+    kmem.raw(a + 64, 1)[0] = 0x55
+    with pytest.raises(SlabError, match=r"Redzone overwritten"):
+        c.free(a)
+    assert c.reports[-2:] == ["BUG rz (Not tainted): Redzone overwritten",
+                              f"FIX rz: Restoring {a + 64:#x}-{a + 64:#x}=0xcc"]
+    assert a not in c.free_objects(c.slab_of(a))       # leaked on purpose
+    got = {c.alloc() for _ in range(100)}
+    assert a not in got and b not in got
+    c.free(b)
+    if kmem.checks:
+        with pytest.raises(SlabError, match="leaked on purpose"):
+            c.free(a)
+    assert c.validate() == []
+
+
+def test_poison_and_red_zone_bytes_follow_the_object_state(kmem):
+    c = kmem.create_cache("zp", 60, flags=Z | P | NO_USER)
+    assert (c.object_size, c.inuse, c.offset) == (60, 64, 64)
+    a = c.alloc()
+    raw = kmem.raw(a, c.size)
+    assert bytes(raw[:59]) == b"\x6b" * 59 and raw[59] == 0xA5
+    assert bytes(raw[60:64]) == b"\xcc" * 4                 # SLUB_RED_ACTIVE
+    c.view(a)[:] = b"\x01" * 60
+    c.free(a)
+    assert bytes(raw[:59]) == b"\x6b" * 59 and raw[59] == 0xA5
+    assert bytes(raw[60:64]) == b"\xbb" * 4                 # SLUB_RED_INACTIVE
+    assert raw[c.size - 1] == 0x5A                          # padding: POISON_INUSE
+    raw[10] = 0                                             # write after free ...
+    b = c.alloc()                                           # ... caught when handed out again:
+    assert b != a and c.slab_of(b) != c.slab_of(a)          # the slab is marked all used
+    assert c.reports[-3:] == ["BUG zp (Not tainted): Poison overwritten",
+                              f"FIX zp: Restoring {a + 10:#x}-{a + 10:#x}=0x6b",
+                              "FIX zp: Marking all objects used"]
+    assert c.slab_state(c.slab_of(a))["inuse"] == c.objects
+    assert c.validate() == []
+
+
+def test_padding_checks_in_validate(kmem):
+    c = kmem.create_cache("pad", 64, flags=P | NO_USER)     # size 72: 64 bytes of slab padding
+    a = c.alloc()
+    slab = c.slab_of(a)
+    tail = slab + 4096 - (4096 % c.size)
+    kmem.raw(tail + 3, 1)[0] = 1
+    kmem.raw(a + c.size - 8 + 8, 1)                         # (in bounds)
+    errors = c.validate()
+    assert errors == [f"BUG pad (Not tainted): Padding overwritten. {tail + 3:#x}-{tail + 3:#x}",
+                      f"FIX pad: Restoring {tail:#x}-{slab + 4095:#x}=0x5a"]
+    assert c.validate() == []

@@ -258,6 +258,8 @@ cdef enum:
     REP_DOUBLE_FREE = 5
     REP_BULK_COUNT = 6
     REP_ALLOC_CHECK = 7
+    REP_OBJECT = 8
+    REP_MARK_USED = 9
     NR_SLUB_STAT_ITEMS = 26
 
 # values that do not fit a C int enum

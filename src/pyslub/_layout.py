@@ -351,6 +351,8 @@ REP_INVALID_FREE = 4  # debug free: not an object of this slab
 REP_DOUBLE_FREE = 5   # debug free: object already free
 REP_BULK_COUNT = 6    # debug free: list length differs from its count
 REP_ALLOC_CHECK = 7   # debug alloc: freelist pointer check fails, slab marked all used
+REP_OBJECT = 8        # debug: check_object() failed (pyslub.debug decodes the word)
+REP_MARK_USED = 9     # debug alloc: a failed check marked all objects of the slab used
 
 # v4.4 sysfs names of the counters, in v4.4's enum stat_item order
 STAT_NAMES = (

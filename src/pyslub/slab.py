@@ -115,6 +115,12 @@ if cython.compiled:
         tls_set,
         tls_token,
     )
+    from cython.cimports.pyslub.debug import (
+        SLUB_RED_ACTIVE,
+        SLUB_RED_INACTIVE,
+        check_object_core,
+        init_object,
+    )
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
     from pyslub._prim import (
@@ -170,7 +176,11 @@ else:
     def wait_busy(spins):
         raise RuntimeError("pyslub: a cpu is claimed by an interrupted operation")
 
+    from pyslub.debug import SLUB_RED_ACTIVE, SLUB_RED_INACTIVE, check_object_core, init_object
     from pyslub.page_alloc import Segment
+
+    def arena_mem(s):
+        return s.seg.arena
 
     def get_freepointer(s, obj):
         return s.words[(obj + s.offset) >> 3]
@@ -366,6 +376,16 @@ def report_text(name, code, a, b, c):
         return (f"BUG {name}: Freelist Pointer check fails: object {a:#x} in slab "
                 f"{page_addr(c):#x}; FIX {name}: Marking all objects used")
     return f"BUG {name}: report {code} ({a:#x}, {b:#x}, {c:#x})"
+
+
+def report_records(name, code, a, b, c):
+    """The report records of an EV_REPORT ring record (pyslub.debug.Report)."""
+    from pyslub.debug import Report, object_check_records
+    if code == REP_OBJECT:
+        return object_check_records(name, a, b, page_addr(c))
+    if code == REP_MARK_USED:
+        return [Report("FIX", name, "Marking all objects used", (), a, page_addr(c))]
+    return [report_text(name, code, a, b, c)]
 
 
 def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc_index):
@@ -668,9 +688,9 @@ class KmemCache:
                 n: i64 = head >> 8
                 kind: i64 = head & 0xFF
                 if kind == EV_REPORT:
-                    self.reports.append(report_text(self.name, self.ring[r + 1],
-                                                    self.ring[r + 2], self.ring[r + 3],
-                                                    self.ring[r + 4]))
+                    self.reports.extend(report_records(self.name, self.ring[r + 1],
+                                                       self.ring[r + 2], self.ring[r + 3],
+                                                       self.ring[r + 4]))
                 elif kind == EV_FREE_LIST:
                     cnt: i64 = self.ring[r + 2]
                     objs = [int(self.ring[r + 4 + i]) for i in range(min(cnt, n - 4))]
@@ -823,6 +843,10 @@ class KmemCache:
             p += self.size
         set_freepointer(self, p, 0)
         self.state[p >> 3] = OBJ_FREE
+        if self.flags & (SLAB_STORE_USER | SLAB_RED_ZONE | OBJECT_POISON):
+            for i in range(objects):                # setup_object_debug(): init_object()
+                init_object(arena_mem(self), start + i * self.size, self.object_size,
+                            self.inuse, self.flags, SLUB_RED_INACTIVE)
         self.pm[r + PM_FREELIST] = start
         self.pm[r + PM_COUNTERS] = objects | (objects << OBJECTS_SHIFT) | FROZEN_BIT
         self.pm[r + PM_SLAB_CACHE] = self.id
@@ -1059,13 +1083,30 @@ class KmemCache:
         flag; F only since v4.6).  On failure the kernel marks every object of the slab used
         and takes another slab.
         """
+        chk: i64
         if self.check_free_addr(obj) == page:
-            return True
-        self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
+            chk = check_object_core(arena_mem(self), obj, page_addr(page),
+                                    page_objects(self, page) * self.size, self.size,
+                                    self.object_size, self.inuse, self.offset, self.flags,
+                                    SLUB_RED_INACTIVE)
+            if chk == 0:
+                init_object(arena_mem(self), obj, self.object_size, self.inuse, self.flags,
+                            SLUB_RED_ACTIVE)
+                return True
+            self.emit(EV_REPORT, REP_OBJECT, chk, obj, page)
+            self.emit(EV_REPORT, REP_MARK_USED, obj, 0, page)
+        else:
+            self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
         r: i64 = page * PM_STRIDE
         self.pm[r + PM_COUNTERS] = ((self.pm[r + PM_COUNTERS] & ~INUSE_MASK)
                                     | page_objects(self, page))
         self.pm[r + PM_FREELIST] = 0
+        i: i64
+        p: i64
+        for i in range(page_objects(self, page)):   # its free objects are out of circulation
+            p = page_addr(page) + i * self.size
+            if self.state[p >> 3] == OBJ_FREE:
+                self.state[p >> 3] = OBJ_LEAKED
         return False
 
     # =========================================================================================
@@ -1370,6 +1411,7 @@ class KmemCache:
         obj: i64 = head
         ok: cython.bint = True
         walked: i64 = 0
+        chk: i64
         limit: i64 = page_objects(self, page)
         while True:
             if self.check_free_addr(obj) != page:
@@ -1380,6 +1422,14 @@ class KmemCache:
             # freeing thread's while the objects are on no list)
             if self.state[obj >> 3] == OBJ_FREEING or self.on_freelist(page, obj):
                 self.emit(EV_REPORT, REP_DOUBLE_FREE, obj, head, page)
+                ok = False
+                break
+            chk = check_object_core(arena_mem(self), obj, page_addr(page),
+                                    limit * self.size, self.size, self.object_size,
+                                    self.inuse, self.offset, self.flags, SLUB_RED_ACTIVE)
+            if chk:
+                self.emit(EV_REPORT, REP_OBJECT, chk, obj, page)
+                self.state[obj >> 3] = OBJ_LEAKED   # not freed: out of circulation
                 ok = False
                 break
             self.state[obj >> 3] = OBJ_FREEING
@@ -1395,7 +1445,10 @@ class KmemCache:
         for n in range(walked):                     # undo the marks: free again
             if n:
                 obj = get_freepointer(self, obj)
-            self.state[obj >> 3] = OBJ_FREE
+            self.state[obj >> 3] = OBJ_FREE if ok else OBJ_LEAKED
+            if ok:
+                init_object(arena_mem(self), obj, self.object_size, self.inuse, self.flags,
+                            SLUB_RED_INACTIVE)
         return ok
 
     def on_freelist(self, page, search):
