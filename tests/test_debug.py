@@ -389,3 +389,10 @@ def test_padding_checks_in_validate(kmem):
     assert errors == [f"BUG pad (Not tainted): Padding overwritten. {tail + 3:#x}-{tail + 3:#x}",
                       f"FIX pad: Restoring {tail:#x}-{slab + 4095:#x}=0x5a"]
     assert c.validate() == []
+
+
+def test_debugging_doc_example_runs():
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "debugging.md").read_text()
+    exec(compile(re.findall(r"```python\n(.*?)```", doc, re.S)[0], "debugging.md", "exec"), {})

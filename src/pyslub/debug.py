@@ -462,6 +462,12 @@ class _Validator:
             free.append(obj)
             fp = self.fp(obj)
             nr += 1
+        if nr > objects:                # (v6.14's fix; v4.4 would store a negative inuse)
+            self.slab_err(page, "Freelist cycle detected")
+            self.pm[page * PM_STRIDE + PM_FREELIST] = 0
+            self.set_counters(page, objects, objects)
+            self.slab_fix(page, "Freelist cleared")
+            return False, []
         max_objects = min(order_objects(self.order(page), self.c.size), MAX_OBJS_PER_PAGE)
         if objects != max_objects:
             self.slab_err(page, f"Wrong number of objects. Found {objects} but should be "
@@ -480,7 +486,8 @@ class _Validator:
         if not self.check_slab(page):
             return
         ok, free = self.on_freelist(page, None)
-        objects = self.counters(page)[1]
+        from pyslub.sizing import order_objects
+        objects = min(self.counters(page)[1], order_objects(self.order(page), self.c.size))
         addr = page << PAGE_SHIFT
         slots = [addr + i * self.c.size for i in range(objects)]
         if self.c.checks:               # the repairs' leaks and recoveries, in the state bytes

@@ -93,10 +93,12 @@ Deviations from the kernel (each also noted where it happens)
   instead of crashing.  List walks are bounded by ``objects``.  In safe mode (``checks``) an
   object taken off any freelist must be free by its state byte, else the list is cut there and
   the allocation fails with ERR_CORRUPT.
-* Debug flags (F, Z, P, U) change the layout and the paths exactly as v4.4 does (no cpu partial
-  lists, every free through the locked slow path, one object per slow-path allocation, the full
-  list kept for U); F's checks for invalid pointers and double frees are done, and P fills new
-  slabs with POISON_INUSE.
+* Debug flags (F, Z, P, U, T) change the layout and the paths exactly as v4.4 does (no cpu
+  partial lists, every free through the locked slow path, one object per slow-path allocation,
+  the full list kept for U).  Any of them runs alloc/free_debug_processing (v4.4): pointer and
+  double-free checks, and check_object's red zone / poison / free pointer checks with the byte
+  fills of init_object (pyslub.debug, its C twins in debug.pxd); the padding checks run in
+  validate() only.  U tracks and T traces are not recorded yet.
 * pyslub counts six extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
   local_lock, barn_lock, bias_revoke).
 """
@@ -1412,6 +1414,8 @@ class KmemCache:
         ok: cython.bint = True
         walked: i64 = 0
         chk: i64
+        nxt: i64
+        k: i64
         limit: i64 = page_objects(self, page)
         while True:
             if self.check_free_addr(obj) != page:
@@ -1434,6 +1438,20 @@ class KmemCache:
                 break
             self.state[obj >> 3] = OBJ_FREEING
             walked += 1
+            if obj == tail and walked < cnt:
+                # a duplicate inside one bulk array links the list back into itself: v4.4 stops
+                # at tail and only reports the count; pyslub refuses it as the double free
+                nxt = get_freepointer(self, obj)
+                k = walked
+                while k < cnt and self.check_free_addr(nxt) == page:
+                    if self.state[nxt >> 3] == OBJ_FREEING:
+                        self.emit(EV_REPORT, REP_DOUBLE_FREE, nxt, head, page)
+                        ok = False
+                        break
+                    nxt = get_freepointer(self, nxt)
+                    k += 1
+                if not ok:
+                    break
             if obj == tail or walked >= limit:
                 break
             obj = get_freepointer(self, obj)
