@@ -330,7 +330,10 @@ SLAB_RED_ZONE = 0x00000400
 SLAB_POISON = 0x00000800
 SLAB_HWCACHE_ALIGN = 0x00002000
 SLAB_STORE_USER = 0x00010000
-SLAB_DEBUG_FLAGS = SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
+SLAB_TRACE = 0x00200000          # T: every alloc and free of the cache is traced
+SLAB_DEBUG_FLAGS = (SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
+                    | SLAB_TRACE)
+SLAB_NO_USER_FLAGS = 0x10000000  # (6.1) the slab_debug= option does not apply (slub_kunit)
 OBJECT_POISON = 0x80000000       # kernel __OBJECT_POISON: poison the object bytes too
 CMPXCHG_DOUBLE = 0x40000000      # kernel __CMPXCHG_DOUBLE: slab pair swapped by cmpxchg16b
 
@@ -354,6 +357,8 @@ REP_INVALID_FREE = 4  # debug free: not an object of this slab
 REP_DOUBLE_FREE = 5   # debug free: object already free
 REP_BULK_COUNT = 6    # debug free: list length differs from its count
 REP_ALLOC_CHECK = 7   # debug alloc: freelist pointer check fails, slab marked all used
+REP_OBJECT = 8        # debug: check_object() failed (pyslub.debug decodes the word)
+REP_MARK_USED = 9     # debug alloc: a failed check marked all objects of the slab used
 
 # v4.4 sysfs names of the counters, in v4.4's enum stat_item order
 STAT_NAMES = (

@@ -204,7 +204,8 @@ class Cache(KmemCache):
     def _raise_refused(self, before):
         """Debug caches: raise if the consistency checks refused to free objects."""
         self._after()
-        refused = [m for m in self.reports[before:] if "not freed" in m]
+        refused = [m for m in self.reports[before:]       # (a failed check_object: a BUG
+                   if "not freed" in m or m.startswith("BUG ") and "(Not tainted)" in m]
         if refused:
             raise SlabError(f"cache {self.name!r}: " + "; ".join(refused))
 
@@ -696,11 +697,31 @@ class Cache(KmemCache):
                 "barn_empty": int(self.desc[self.d + B_NR_EMPTY])}
 
     def validate(self):
-        """Walk every slab and return the problems found (empty when consistent)."""
+        """Walk every slab and return the problems found (empty when consistent).
+
+        Debug caches (any slab_debug flag): the kernel's validate_slab_cache() -- flush all
+        cpus, then check_slab, on_freelist and check_object on every slab of the node lists,
+        repairing as the kernel does -- returns its report records (``pyslub.debug.Report``,
+        also appended to ``reports``; as many as slub_kunit counts), followed by anything the
+        structural walk of every other cache still finds after the repairs."""
         from pyslub.validate import validate_cache
         self._after()
+        if self.debug and self.gen != GEN_V70:      # (7.0 debug caches: structural only)
+            from pyslub.debug import validate_slab_cache
+            self.flush_all()
+            with self.binder.__self__._exclusive("validate()"):
+                records = validate_slab_cache(self)
+                self.reports.extend(records)
+                return records + validate_cache(self, False)
         with self.binder.__self__._exclusive("validate()"):
             return validate_cache(self)
+
+    def _debug_views(self) -> dict:
+        """Writable views for validate_slab_cache()'s repairs (pyslub.debug): page records,
+        object state bytes, the arena as bytes."""
+        return {"pm": memoryview(self.pm), "state": memoryview(self.state),
+                "mem": self.seg.raw(0, self.arena_bytes),
+                "desc": memoryview(self.desc).toreadonly(), "d": self.d}
 
     def _views(self) -> dict:
         """Read-only views of the core's words, for validate() and the tools."""
@@ -765,8 +786,11 @@ class Cache(KmemCache):
             barn_shrink(self, cpu_rec(self, cs & 0xFFFFFFFF), st)
         live = self.live_objects()
         if live:
-            raise SlabError(f"cache {self.name!r} has {live} live objects remaining"
+            from pyslub.debug import shutdown_records
+            err = SlabError(f"cache {self.name!r} has {live} live objects remaining"
                             " (Objects remaining on __kmem_cache_shutdown())")
+            err.reports = shutdown_records(self)    # the kernel's records; nothing changed
+            raise err
         self.desc[self.d + D_STATE] = DS_DEAD
         self.shrink_node(st)
         page: i64

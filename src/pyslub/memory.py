@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from pyslub import debug as _debug
 from pyslub import recovery as _recovery
 from pyslub import slab as _slab
 from pyslub._layout import (
@@ -255,6 +256,9 @@ class Memory:
     (double free, never handed out, duplicate in one array) and every freelist that leads to an
     allocated object is refused with SlabError before anything changes.  ``checks=False`` runs
     the kernel's exact unchecked paths (what the seed's benchmark measures).
+    ``slab_debug``: the kernel's ``slab_debug=`` option for every cache of this Memory, e.g.
+    ``"FZ;U,kmalloc-*"`` (``pyslub.debug``; default: the ``PYSLUB_SLAB_DEBUG`` environment
+    variable, else nothing).
     ``slub``: the SLUB generation of new caches, "4.4" (the seed's allocator), "6.18" (opt-in
     sheaves) or "7.0" (sheaves for every cache).
 
@@ -265,9 +269,11 @@ class Memory:
 
     def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS, *,
                  checks: bool = True, slub: str = "4.4", cpu_policy: str = "thread",
-                 max_caches: int = 65536) -> None:
+                 max_caches: int = 65536, slab_debug: str | None = None) -> None:
         _check_config(size, nr_cpus, slub, cpu_policy, max_caches)
+        debug_rules = _debug_rules(slab_debug)          # parsed first: nothing made yet
         seg = Segment.private(size, nr_cpus, max_caches)
+        self._slab_debug = debug_rules
         if checks:
             seg.set_flags(MEM_CHECKS)
         self._setup(seg, bool(checks), slub, cpu_policy)
@@ -301,7 +307,7 @@ class Memory:
     def create_shared(cls, name: str | None = None, size: int = DEFAULT_ARENA,
                       nr_cpus: int = DEFAULT_NR_CPUS, *, checks: bool = True,
                       slub: str = "4.4", cpu_policy: str = "thread",
-                      max_caches: int = 1024) -> Memory:
+                      max_caches: int = 1024, slab_debug: str | None = None) -> Memory:
         """A new arena in the POSIX shared memory object ``name`` (``/dev/shm/<name>``; a
         random ``pyslub_*`` name when None), which other processes map with
         ``Memory.attach(name)``.  Every piece of allocator state lives in it; the processes
@@ -309,6 +315,7 @@ class Memory:
         over the cpus).  FileExistsError if the name is taken.  The creator's ``with`` block
         unlinks the name when it ends (attached processes keep their mappings)."""
         _check_config(size, nr_cpus, slub, cpu_policy, max_caches)
+        debug_rules = _debug_rules(slab_debug)
         if name is None:
             name = "pyslub_" + secrets.token_hex(6)
         seg = Segment.create_shared(name, size, nr_cpus, max_caches)
@@ -317,6 +324,7 @@ class Memory:
             seg.set_config(SLUB_GENERATIONS[slub], CORE_COMPILED if _slab_compiled()
                            else CORE_PURE)
             mem = cls.__new__(cls)
+            mem._slab_debug = debug_rules
             mem._setup(seg, bool(checks), slub, cpu_policy)
             mem._creator = True
             mem._kmalloc_caches()                    # every process sees the same ones
@@ -328,7 +336,8 @@ class Memory:
         return mem
 
     @classmethod
-    def attach(cls, name: str, *, cpu_policy: str = "thread", timeout: float = 5.0) -> Memory:
+    def attach(cls, name: str, *, cpu_policy: str = "thread", timeout: float = 5.0,
+               slab_debug: str | None = None) -> Memory:
         """Map the shared arena ``name`` made by ``create_shared`` (in any process).  Its
         size, cpus, generation and checks come from its header.  FileNotFoundError when there
         is none; ValueError when it is not a pyslub arena, has another layout version, was
@@ -336,6 +345,7 @@ class Memory:
         ``timeout`` seconds."""
         if cpu_policy not in CPU_POLICIES:
             raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
+        debug_rules = _debug_rules(slab_debug)         # for the caches this process creates
         seg = Segment.attach(name)
         try:
             gen, core = seg.config()
@@ -350,6 +360,7 @@ class Memory:
                 time.sleep(0.001)
             slub = next(k for k, v in SLUB_GENERATIONS.items() if v == gen)
             mem = cls.__new__(cls)
+            mem._slab_debug = debug_rules
             mem._setup(seg, bool(seg.flags() & MEM_CHECKS), slub, cpu_policy)
         except BaseException:
             seg.close()
@@ -569,6 +580,9 @@ class Memory:
 
     def _create_cache_locked(self, name: str, object_size: int, align: int, flags: int,
                              kmalloc_index: int, sheaf_capacity: int) -> Cache:
+        if isinstance(flags, int) and isinstance(object_size, int):
+            flags = _debug.cache_flags(self._slab_debug, name, object_size, align, flags,
+                                       self.nr_cpus)
         geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
         debug = bool(geometry.flags & SLAB_DEBUG_FLAGS)
         if self._gen == GEN_V70:                   # every cache; cpu partial lists are gone
@@ -789,6 +803,13 @@ class Memory:
         from pyslub.tools import viz
 
         return viz.plot_slabs(cache, path, title=title)
+
+
+def _debug_rules(slab_debug: str | None) -> Any:
+    """slab_debug= (pyslub.debug): the argument, else PYSLUB_SLAB_DEBUG."""
+    if slab_debug is not None:
+        return _debug.parse_slab_debug(slab_debug)
+    return _debug.from_environment()
 
 
 def _kmalloc_name(size: int) -> str:

@@ -17,9 +17,11 @@ from pyslub._layout import (
     SLAB_CONSISTENCY_CHECKS,
     SLAB_DEBUG_FLAGS,
     SLAB_HWCACHE_ALIGN,
+    SLAB_NO_USER_FLAGS,
     SLAB_POISON,
     SLAB_RED_ZONE,
     SLAB_STORE_USER,
+    SLAB_TRACE,
 )
 
 CACHE_LINE_SIZE = 64              # cache_line_size() on x86-64
@@ -33,7 +35,7 @@ MAX_PARTIAL = 10
 KMALLOC_MAX_SIZE = 1 << (MAX_ORDER + PAGE_SHIFT - 1)   # largest object a cache may have: 4 MiB
 
 ACCEPTED_FLAGS = (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER
-                  | SLAB_CONSISTENCY_CHECKS)
+                  | SLAB_CONSISTENCY_CHECKS | SLAB_TRACE | SLAB_NO_USER_FLAGS)
 
 
 def fls(x: int) -> int:

@@ -389,3 +389,8 @@ cdef inline void _registry_lock(Segment seg) noexcept:
 
 cdef inline void _registry_unlock(Segment seg) noexcept:
     mutex_unlock(&seg.hdr[H_REG_LOCK])
+
+
+cdef inline unsigned char *arena_mem(KmemCache s) noexcept nogil:
+    """The arena as bytes (debug byte checks: pyslub.debug)."""
+    return <unsigned char *>&s.words[0]

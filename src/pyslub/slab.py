@@ -93,10 +93,12 @@ Deviations from the kernel (each also noted where it happens)
   instead of crashing.  List walks are bounded by ``objects``.  In safe mode (``checks``) an
   object taken off any freelist must be free by its state byte, else the list is cut there and
   the allocation fails with ERR_CORRUPT.
-* Debug flags (F, Z, P, U) change the layout and the paths exactly as v4.4 does (no cpu partial
-  lists, every free through the locked slow path, one object per slow-path allocation, the full
-  list kept for U); F's checks for invalid pointers and double frees are done, and P fills new
-  slabs with POISON_INUSE.
+* Debug flags (F, Z, P, U, T) change the layout and the paths exactly as v4.4 does (no cpu
+  partial lists, every free through the locked slow path, one object per slow-path allocation,
+  the full list kept for U).  Any of them runs alloc/free_debug_processing (v4.4): pointer and
+  double-free checks, and check_object's red zone / poison / free pointer checks with the byte
+  fills of init_object (pyslub.debug, its C twins in debug.pxd); the padding checks run in
+  validate() only.  U tracks and T traces are not recorded yet.
 * pyslub counts six extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
   local_lock, barn_lock, bias_revoke).
 """
@@ -114,6 +116,12 @@ if cython.compiled:
         tls_seat,
         tls_set,
         tls_token,
+    )
+    from cython.cimports.pyslub.debug import (
+        SLUB_RED_ACTIVE,
+        SLUB_RED_INACTIVE,
+        check_object_core,
+        init_object,
     )
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
@@ -173,7 +181,11 @@ else:
     def busy_too_long(s, spins):
         return False
 
+    from pyslub.debug import SLUB_RED_ACTIVE, SLUB_RED_INACTIVE, check_object_core, init_object
     from pyslub.page_alloc import Segment
+
+    def arena_mem(s):
+        return s.seg.arena
 
     def get_freepointer(s, obj):
         return s.words[(obj + s.offset) >> 3]
@@ -364,12 +376,21 @@ def report_text(name, code, a, b, c):
         return (f"BUG {name}: Object already free: {a:#x} (double free); FIX {name}: Object "
                 f"at {b:#x} not freed")
     if code == REP_BULK_COUNT:
-        return (f"BUG {name}: Bulk freelist count({a}) invalid; FIX {name}: Object at {b:#x} "
-                "not freed")
+        return f"BUG {name}: Bulk freelist count({a}) invalid({b}) (slab {page_addr(c):#x})"
     if code == REP_ALLOC_CHECK:
         return (f"BUG {name}: Freelist Pointer check fails: object {a:#x} in slab "
                 f"{page_addr(c):#x}; FIX {name}: Marking all objects used")
     return f"BUG {name}: report {code} ({a:#x}, {b:#x}, {c:#x})"
+
+
+def report_records(name, code, a, b, c):
+    """The report records of an EV_REPORT ring record (pyslub.debug.Report)."""
+    from pyslub.debug import Report, object_check_records
+    if code == REP_OBJECT:
+        return object_check_records(name, a, b, page_addr(c))
+    if code == REP_MARK_USED:
+        return [Report("FIX", name, "Marking all objects used", (), a, page_addr(c))]
+    return [report_text(name, code, a, b, c)]
 
 
 def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc_index):
@@ -733,9 +754,9 @@ class KmemCache:
                 n: i64 = head >> 8
                 kind: i64 = head & 0xFF
                 if kind == EV_REPORT:
-                    self.reports.append(report_text(self.name, self.ring[r + 1],
-                                                    self.ring[r + 2], self.ring[r + 3],
-                                                    self.ring[r + 4]))
+                    self.reports.extend(report_records(self.name, self.ring[r + 1],
+                                                       self.ring[r + 2], self.ring[r + 3],
+                                                       self.ring[r + 4]))
                 elif kind == EV_FREE_LIST:
                     cnt: i64 = self.ring[r + 2]
                     objs = [int(self.ring[r + 4 + i]) for i in range(min(cnt, n - 4))]
@@ -888,6 +909,11 @@ class KmemCache:
             p += self.size
         set_freepointer(self, p, 0)
         self.state[p >> 3] = OBJ_FREE
+        if (self.flags & (SLAB_STORE_USER | SLAB_RED_ZONE | OBJECT_POISON)
+                and self.gen != GEN_V70):           # (7.0: pointer checks only, so far)
+            for i in range(objects):                # setup_object_debug(): init_object()
+                init_object(arena_mem(self), start + i * self.size, self.object_size,
+                            self.inuse, self.flags, SLUB_RED_INACTIVE)
         self.pm[r + PM_FREELIST] = start
         self.pm[r + PM_COUNTERS] = objects | (objects << OBJECTS_SHIFT) | FROZEN_BIT
         self.pm[r + PM_SLAB_CACHE] = self.id
@@ -1124,19 +1150,36 @@ class KmemCache:
         return obj
 
     def alloc_debug_processing(self, st, page, obj):
-        """Consistency checks (F) on the object handed out by a debug cache.
-
-        On failure the kernel marks every object of the slab used and takes another slab.
+        """Consistency checks on the object handed out by a debug cache (v4.4: with any debug
+        flag; F only since v4.6).  On failure the kernel marks every object of the slab used
+        and takes another slab.
         """
-        if not (self.flags & SLAB_CONSISTENCY_CHECKS):
+        chk: i64
+        if self.check_free_addr(obj) == page and self.gen == GEN_V70:
             return True
         if self.check_free_addr(obj) == page:
-            return True
-        self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
+            chk = check_object_core(arena_mem(self), obj, page_addr(page),
+                                    page_objects(self, page) * self.size, self.size,
+                                    self.object_size, self.inuse, self.offset, self.flags,
+                                    SLUB_RED_INACTIVE)
+            if chk == 0:
+                init_object(arena_mem(self), obj, self.object_size, self.inuse, self.flags,
+                            SLUB_RED_ACTIVE)
+                return True
+            self.emit(EV_REPORT, REP_OBJECT, chk, obj, page)
+            self.emit(EV_REPORT, REP_MARK_USED, obj, 0, page)
+        else:
+            self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
         r: i64 = page * PM_STRIDE
         self.pm[r + PM_COUNTERS] = ((self.pm[r + PM_COUNTERS] & ~INUSE_MASK)
                                     | page_objects(self, page))
         self.pm[r + PM_FREELIST] = 0
+        i: i64
+        p: i64
+        for i in range(page_objects(self, page)):   # its free objects are out of circulation
+            p = page_addr(page) + i * self.size
+            if self.state[p >> 3] == OBJ_FREE:
+                self.state[p >> 3] = OBJ_LEAKED
         return False
 
     # =========================================================================================
@@ -1431,22 +1474,24 @@ class KmemCache:
             self.emit(EV_SLAB_FREE, page, cnt, 1 if was_frozen else 0, case)
 
     def free_debug_processing(self, page, head, tail, cnt):
-        """Consistency checks (F) on every object of a list about to be freed (list_lock held).
+        """free_debug_processing() (v4.4: with any debug flag; list_lock held) on a list about to
+        be freed.
 
-        Walks ``cnt`` objects from head: each must lie on this slab at an object boundary, and
+        Walks from head to tail: each object must lie on this slab at an object boundary, and
         be neither on the slab's freelist nor earlier in the same list ("Object already free":
-        a double free); the walk must end at ``tail``.  On failure nothing is freed (leaked on
-        purpose, as the kernel does) and a report is added.
+        a double free).  On such a failure nothing is freed (leaked on purpose, as the kernel
+        does) and a report is added.  A walk whose length differs from ``cnt`` is reported
+        ("Bulk freelist count(%d) invalid(%d)") and the list is freed all the same, as v4.4
+        does.  (The walk is bounded by the slab's objects: pyslub's deviation.)
         """
-        if not (self.flags & SLAB_CONSISTENCY_CHECKS):
-            return True
         obj: i64 = head
-        n: i64
         ok: cython.bint = True
         walked: i64 = 0
-        for n in range(cnt):
-            if n:
-                obj = get_freepointer(self, obj)
+        chk: i64
+        nxt: i64
+        k: i64
+        limit: i64 = page_objects(self, page)
+        while True:
             if self.check_free_addr(obj) != page:
                 self.emit(EV_REPORT, REP_INVALID_FREE, obj, head, page)
                 ok = False
@@ -1457,16 +1502,47 @@ class KmemCache:
                 self.emit(EV_REPORT, REP_DOUBLE_FREE, obj, head, page)
                 ok = False
                 break
+            chk = 0
+            if self.gen != GEN_V70:
+                chk = check_object_core(arena_mem(self), obj, page_addr(page),
+                                        limit * self.size, self.size, self.object_size,
+                                        self.inuse, self.offset, self.flags, SLUB_RED_ACTIVE)
+            if chk:
+                self.emit(EV_REPORT, REP_OBJECT, chk, obj, page)
+                self.state[obj >> 3] = OBJ_LEAKED   # not freed: out of circulation
+                ok = False
+                break
             self.state[obj >> 3] = OBJ_FREEING
             walked += 1
-        if ok and obj != tail:
-            self.emit(EV_REPORT, REP_BULK_COUNT, cnt, head, page)
-            ok = False
+            if obj == tail and walked < cnt:
+                # a duplicate inside one bulk array links the list back into itself: v4.4 stops
+                # at tail and only reports the count; pyslub refuses it as the double free
+                nxt = get_freepointer(self, obj)
+                k = walked
+                while k < cnt and self.check_free_addr(nxt) == page:
+                    if self.state[nxt >> 3] == OBJ_FREEING:
+                        self.emit(EV_REPORT, REP_DOUBLE_FREE, nxt, head, page)
+                        ok = False
+                        break
+                    nxt = get_freepointer(self, nxt)
+                    k += 1
+                if not ok:
+                    break
+            if obj == tail or walked >= limit:
+                break
+            obj = get_freepointer(self, obj)
+        if ok and (walked != cnt or obj != tail):
+            self.emit(EV_REPORT, REP_BULK_COUNT, cnt, walked, page)
+            ok = obj == tail                        # (tail not reached: cannot be linked)
         obj = head
+        n: i64
         for n in range(walked):                     # undo the marks: free again
             if n:
                 obj = get_freepointer(self, obj)
-            self.state[obj >> 3] = OBJ_FREE
+            self.state[obj >> 3] = OBJ_FREE if ok else OBJ_LEAKED
+            if ok and self.gen != GEN_V70:
+                init_object(arena_mem(self), obj, self.object_size, self.inuse, self.flags,
+                            SLUB_RED_INACTIVE)
         return ok
 
     def on_freelist(self, page, search):
@@ -1797,7 +1873,9 @@ class KmemCache:
     def shrink_node(self, st):
         """__kmem_cache_shrink() after flush_all (v4.4): under list_lock, take the empty slabs
         off the partial list and move slabs with at most SHRINK_PROMOTE_MAX (32) free objects to
-        its head, fullest first (each bucket keeping its order); then free the empty ones.
+        its head, fullest first (list_move() adds at a bucket's head, so each bucket is in reverse
+        order of the walk; the slabs with more free objects follow in their order); then free
+        the empty ones.
         Counts nothing, as the kernel.  Returns the number of slabs freed."""
         promote_head = cython.declare(i64[32])
         promote_tail = cython.declare(i64[32])
@@ -1830,13 +1908,12 @@ class KmemCache:
                 self.pm[page * PM_STRIDE + PM_FLAGS] &= ~PG_PARTIAL
                 self.pm[page * PM_STRIDE + PM_PREV] = discard
                 discard = page
-            elif 0 < free <= 32:
+            elif 0 < free <= 32:                    # list_move(): to the bucket's head
                 i = free - 1
-                if promote_tail[i]:
-                    self.pm[promote_tail[i] * PM_STRIDE + PM_NEXT] = page
-                else:
-                    promote_head[i] = page
-                promote_tail[i] = page
+                self.pm[page * PM_STRIDE + PM_NEXT] = promote_head[i]
+                if promote_tail[i] == 0:
+                    promote_tail[i] = page
+                promote_head[i] = page
                 kept += 1
             else:
                 if rest_tail:

@@ -86,8 +86,8 @@ def _list_pages(cache: Any, v: dict, head: int, what: str, problems: list[str],
     return pages
 
 
-def validate_cache(cache: Any) -> list[str]:
-    problems: list[str] = [f"reported: {r}" for r in cache.reports]
+def validate_cache(cache: Any, earlier_reports: bool = True) -> list[str]:
+    problems: list[str] = [f"reported: {r}" for r in cache.reports] if earlier_reports else []
     v = cache._views()
     pm, meta, desc, state, d = v["pm"], v["meta"], v["desc"], v["state"], v["d"]
     slabs = [a >> PAGE_SHIFT for a in cache.slabs()]

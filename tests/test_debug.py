@@ -1,0 +1,398 @@
+"""Issue 8: slab_debug -- the kernel's debug semantics (v4.4), its reports, and the fidelity
+fixes of the issue's "Why" list.  Every test runs compiled and uncompiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pyslub
+from pyslub import SLAB_CONSISTENCY_CHECKS, SLAB_POISON, SLAB_RED_ZONE, SLAB_STORE_USER, SlabError
+from pyslub._layout import STAT_NAMES
+
+
+def kernel_shrink_order(partial, free_of):
+    """__kmem_cache_shrink()'s list operations, literally: list_move() to the discard list or
+    to promote[free - 1] (at that list's head), then list_splice(promote[i], &n->partial) for
+    i = 31 .. 0 (each at the partial list's head)."""
+    rest = list(partial)
+    promote = [[] for _ in range(32)]
+    for page in partial:
+        free = free_of[page]
+        if free == 64:
+            rest.remove(page)
+        elif free <= 32:
+            rest.remove(page)
+            promote[free - 1].insert(0, page)
+    for i in range(31, -1, -1):
+        rest = promote[i] + rest
+    return rest
+
+
+def test_shrink_promotes_like_the_kernel_and_counts_nothing():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("shrink", 64)                 # 64 objects per order-0 slab
+    assert c.objects == 64
+    p = c.alloc_many(64 * 8)
+    slabs = sorted({c.slab_of(int(a)) for a in p})
+    assert len(slabs) == 8
+    by_slab = {s: [int(a) for a in p if c.slab_of(int(a)) == s] for s in slabs}
+    # free counts: two slabs with 3 free, two with 1, one with 40, one with 32, one empty,
+    # one with 2: buckets with more than one member show list_move()'s reversal
+    for s, nfree in zip(slabs, (3, 40, 3, 1, 64, 32, 1, 2), strict=True):
+        for a in by_slab[s][:nfree]:
+            c.free(a)
+    c.flush_all()
+    before = c.node_partial()
+    free_of = {s: c.slab_state(s)["objects"] - c.slab_state(s)["inuse"] for s in before}
+    assert sorted(free_of.values()) == [1, 1, 2, 3, 3, 32, 40, 64]
+    expected = kernel_shrink_order(before, free_of)
+    stats = c.stats()
+    assert c.shrink() == 1
+    assert c.node_partial() == expected
+    after = c.stats()
+    assert {k: after[k] - stats[k] for k in STAT_NAMES if after[k] != stats[k]} == {}
+    assert c.validate() == []
+
+
+@pytest.mark.parametrize("flag", [SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER,
+                                  SLAB_CONSISTENCY_CHECKS])
+def test_any_debug_flag_runs_the_free_checks(flag):
+    """v4.4: kmem_cache_debug(s) (any debug flag) runs free_debug_processing's checks; with
+    the safe mode off they are what catches a double free."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, checks=False)
+    c = mem.create_cache("dbg", 64, flags=flag)
+    a = c.alloc()
+    b = c.alloc()
+    c.free(a)
+    with pytest.raises(SlabError, match=r"Object already free: 0x[0-9a-f]+ \(double free\)"):
+        c.free(a)
+    assert len([r for r in c.reports if "Object already free" in r]) == 1
+    x, y = c.alloc(), c.alloc()
+    assert len({x, y, b}) == 3                          # nobody owns an object twice
+
+
+@pytest.mark.skipif(pyslub.COMPILED, reason="drives the core's __slab_free directly, which is "
+                    "a C function when compiled: a count mismatch cannot be made through the API")
+def test_bulk_count_mismatch_is_reported_and_freed():
+    """v4.4 free_debug_processing: "Bulk freelist count(%d) invalid(%d)" and the list is freed
+    all the same (ret stays 1)."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1, checks=False)
+    c = mem.create_cache("cnt", 64, flags=SLAB_CONSISTENCY_CHECKS)
+    objs = [c.alloc() for _ in range(4)]
+    c.flush_all()
+    page = c.check_addr(objs[0])
+    head, tail = objs[0], objs[2]
+    c.words[(objs[0] + c.offset) >> 3] = objs[1]       # a detached list of 3, told it holds 2
+    c.words[(objs[1] + c.offset) >> 3] = objs[2]
+    cpu, st = c._cpu_seat()
+    free_before = c.slab_state(c.slab_of(head))["inuse"]
+    c.slab_free_slowpath(cpu, st, page, head, tail, 2)
+    c._after()
+    assert [r for r in c.reports if "Bulk" in r] == [
+        f"BUG cnt: Bulk freelist count(2) invalid(3) (slab {c.slab_of(head):#x})"]
+    assert c.slab_state(c.slab_of(head))["inuse"] == free_before - 2   # inuse -= cnt (kernel)
+    assert c.free_objects(c.slab_of(head))[:3] == [head, objs[1], tail]
+
+
+# -- the "Why" scenarios that main had fixed already: regression tests -------------------------
+
+STRATEGIES = pyslub.FREE_BULK_STRATEGIES
+
+
+@pytest.mark.parametrize("flags", [0, SLAB_CONSISTENCY_CHECKS])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_refused_free_bulk_changes_nothing(flags, strategy):
+    """F: ``c.free(x); c.free_bulk([a, b, x])`` used to relink a and b before refusing."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    c = mem.create_cache("why", 64, flags=flags)
+    a, b, x = c.alloc(), c.alloc(), c.alloc()
+    c.free(x)
+    p = np.array([a, b, x], dtype=np.uint64)
+    with pytest.raises(SlabError, match=r"p\[2\] = 0x[0-9a-f]+ is not allocated.*nothing was "
+                                        "freed"):
+        c.free_bulk(p, strategy=strategy)
+    assert list(p) == [a, b, x]
+    got = {c.alloc() for _ in range(8)}
+    assert not got & {a, b}
+    assert c.validate() == []
+    c.free_bulk(np.array([a, b], dtype=np.uint64), strategy=strategy)   # still ours to free
+
+
+def test_freelist_pointing_at_a_live_object_is_caught_at_alloc():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("uaf", 64, flags=SLAB_CONSISTENCY_CHECKS)
+    objs = [c.alloc() for _ in range(4)]
+    c.free(objs[1])
+    mem.raw(objs[1] + c.offset, 8)[:] = int(objs[2]).to_bytes(8, "little")
+    assert c.validate() != []
+    seen = set()
+    with pytest.raises(SlabError, match="Freelist points to an object in use"):
+        for _ in range(200):
+            seen.add(c.alloc())
+    assert objs[2] not in seen and objs[3] not in seen
+
+
+@pytest.mark.parametrize("dtype", [">u8", "<i8", "u4"])
+def test_alloc_bulk_refuses_foreign_dtypes(dtype):
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("dt", 64)
+    with pytest.raises(TypeError, match="native uint64"):
+        c.alloc_bulk(np.zeros(4, dtype=dtype))
+    assert c.nr_slabs == 0
+
+
+def test_destroy_cache_of_another_memory_is_refused():
+    m1 = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    m2 = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    mine = m1.create_cache("x", 64)
+    theirs = m2.create_cache("x", 64)
+    with pytest.raises(SlabError, match="does not belong to this Memory"):
+        m1.destroy_cache(theirs)
+    assert not mine.dead and not theirs.dead and m1.caches == {"x": mine}
+
+
+def test_kfree_bulk_mixed_small_large_is_atomic():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    small, big = mem.kmalloc(32), mem.kmalloc(20000)
+    pages = mem.free_pages()
+    with pytest.raises(SlabError, match="duplicate.*nothing was freed"):
+        mem.kfree_bulk(np.array([small, big, big], dtype=np.uint64))
+    assert mem.free_pages() == pages
+    mem.kfree_bulk(np.array([small, big], dtype=np.uint64))
+
+
+def test_cpu_slabs_counts_partial_only_under_a_cpu_slab():
+    """v4.4 show_slab_objects(SO_CPU): c->partial is looked at only when c->page is set."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    c = mem.create_cache("occ", 64)
+    p = c.alloc_many(64 * 3)
+    c.free(int(p[0]))                       # first free into a full slab: cpu partial list
+    st = c.cpu_state(0)
+    assert st["page"] and len(st["partial"]) == 1
+    assert c.occupancy()["cpu_slabs"] == 2
+    c.free_bulk(p[64 * 2:].copy())          # the cpu slab's own objects: it stays the cpu slab
+    mem2 = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    d = mem2.create_cache("occ", 64)
+    q = d.alloc_many(64 * 2)                # the second slab's last object empties c.freelist:
+    d.alloc()                               # a third slab
+    d.free(int(q[0]))
+    assert d.cpu_state(0)["page"]
+    assert d.occupancy()["cpu_slabs"] == 1 + len(d.cpu_state(0)["partial"])
+
+
+# -- slab_debug= -------------------------------------------------------------------------------
+
+F, Z, P, U, T = (SLAB_CONSISTENCY_CHECKS, SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER,
+                 pyslub.SLAB_TRACE)
+
+
+@pytest.mark.parametrize("text, name, flags", [
+    ("", "dentry", F | Z | P | U),                     # no options: full debugging
+    ("FZ", "dentry", F | Z),
+    ("fz", "dentry", F | Z),                            # case-insensitive
+    ("Z,dentry", "dentry", Z),
+    ("Z,dentry", "inode", 0),                           # a list only: global stays off
+    (",dentry", "dentry", F | Z | P | U),               # no letters before a list: FZPU
+    ("Z,dentry;U,kmalloc-*", "kmalloc-64", U),          # documentation example, prefix glob
+    ("Z,dentry;U,kmalloc-*", "dentry", Z),
+    ("Z,dentry;U,kmalloc-*", "dentr", 0),               # names compare whole
+    ("FZ;-,zs_handle,zspage", "zspage", 0),             # '-': off for those
+    ("FZ;-,zs_handle,zspage", "other", F | Z),
+    ("P;;Z,a", "b", P),                                 # empty blocks are skipped
+    ("FZ-U", "x", U),                                   # '-' clears what came before it
+    ("T,x", "x", T),
+    ("Z,a*,b;P,ab", "ab", Z),                           # the first matching block wins
+    ("slub_debug=U", "x", U),                           # the option's name may be included
+])
+def test_slab_debug_grammar(text, name, flags):
+    from pyslub.debug import kmem_cache_flags, parse_slab_debug
+    assert kmem_cache_flags(parse_slab_debug(text), name, 0) == flags
+    assert kmem_cache_flags(parse_slab_debug(text), name, pyslub.SLAB_NO_USER_FLAGS) == \
+        pyslub.SLAB_NO_USER_FLAGS                       # slub_kunit's caches ignore it
+
+
+@pytest.mark.parametrize("text, what", [("FX", "unknown option 'X'"), ("A", "failslab"),
+                                        ("Z;q,dentry", "block 2")])
+def test_slab_debug_bad_options_name_the_letter(text, what):
+    with pytest.raises(ValueError, match=what):
+        pyslub.Memory(size=16 << 20, nr_cpus=1, slab_debug=text)
+    with pytest.raises(TypeError):
+        pyslub.Memory(size=16 << 20, nr_cpus=1, slab_debug=7)
+
+
+def test_slab_debug_reaches_caches_and_kmalloc(monkeypatch):
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="Z,dent*;U,kmalloc-64")
+    d = mem.create_cache("dentry", 192)
+    i = mem.create_cache("inode", 192)
+    assert d.flags & (F | Z | P | U) == Z and d.debug and d.size == 192 + 16
+    assert not i.debug and i.size == 192
+    a = mem.kmalloc(64)
+    assert mem.cache_of(a).flags & U and mem.cache_of(a).name == "kmalloc-64"
+    assert not mem.cache_of(mem.kmalloc(32)).debug
+    monkeypatch.setenv("PYSLUB_SLAB_DEBUG", "P")
+    env = pyslub.Memory(size=16 << 20, nr_cpus=1)
+    assert env.create_cache("x", 64).flags & P
+    assert not pyslub.Memory(size=16 << 20, nr_cpus=1, slab_debug="-").create_cache(
+        "x", 64).debug                                  # the argument wins over the variable
+    monkeypatch.setenv("PYSLUB_SLAB_DEBUG", "Q")
+    with pytest.raises(ValueError, match="PYSLUB_SLAB_DEBUG='Q': .*unknown option 'Q'"):
+        pyslub.Memory(size=16 << 20, nr_cpus=1)
+
+
+def test_slab_debug_O_drops_metadata_when_the_order_would_grow():
+    """kmem_cache_open(): with O, a cache whose get_order(size) exceeds get_order(object_size)
+    because of Z/P/U metadata loses those flags (F stays)."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZPUO")
+    big = mem.create_cache("big", 4096)                 # 4096 + metadata: order 1 > 0
+    small = mem.create_cache("small", 1000)
+    assert big.flags & (F | Z | P | U) == F and big.size == 4096
+    assert small.flags & (F | Z | P | U) == F | Z | P | U
+
+
+# -- slub_kunit ports (lib/slub_kunit.c; spec §6.3): len(validate()) == the kernel's count -----
+
+NO_USER = pyslub.SLAB_NO_USER_FLAGS
+
+
+@pytest.fixture(params=[True, False], ids=["checks", "unchecked"])
+def kmem(request):
+    """A Memory whose slab_debug= would turn everything on: the kunit caches ignore it."""
+    return pyslub.Memory(size=16 << 20, nr_cpus=2, checks=request.param, slab_debug="FZPU")
+
+
+def test_clobber_zone(kmem):
+    s = kmem.create_cache("TestSlub_RZ_alloc", 64, flags=Z | NO_USER)
+    p = s.alloc()
+    kmem.raw(p + 64, 1)[0] = 0x12
+    errors = s.validate()
+    assert len(errors) == 2
+    assert errors[0] == "BUG TestSlub_RZ_alloc (Not tainted): Redzone overwritten"
+    assert errors[0].info[0] == f"INFO: {p + 64:#x}-{p + 64:#x}. First byte 0x12 instead of 0xcc"
+    assert errors[1] == f"FIX TestSlub_RZ_alloc: Restoring {p + 64:#x}-{p + 64:#x}=0xcc"
+    assert s.validate() == []                          # repaired
+    s.free(p)
+    s.destroy()
+
+
+def test_next_pointer(kmem):
+    s = kmem.create_cache("TestSlub_next_ptr_free", 64, flags=P | NO_USER)
+    p = s.alloc()
+    s.free(p)
+    fp = kmem.raw(p + s.offset, 8)
+    saved = bytes(fp)
+    fp[0] ^= 0xFF                                      # p[s->offset] = ~p[s->offset]
+    errors = s.validate()
+    n = s.objects                                      # 56 slots of 72 bytes, all free
+    assert [str(e).split(": ", 1)[1] for e in errors] == [
+        "Freechain corrupt", f"Wrong object count. Counter is 0 but counted were {n - 1}",
+        "Object count adjusted."]
+    assert errors[0].obj == p
+    fp[:] = saved                                      # *ptr_addr = tmp
+    errors = s.validate()
+    assert [str(e).split(": ", 1)[1] for e in errors] == [
+        f"Wrong object count. Counter is {n - 1} but counted were 0", "Object count adjusted."]
+    assert s.validate() == []
+    s.destroy()
+
+
+@pytest.mark.parametrize("name, where, value", [("TestSlub_1th_word_free", 0, 0x78),
+                                                ("TestSlub_50th_word_free", 50, 0x9A)])
+def test_poison_overwritten_after_free(kmem, name, where, value):
+    """test_first_word, test_clobber_50th_byte."""
+    s = kmem.create_cache(name, 64, flags=P | NO_USER)
+    p = s.alloc()
+    s.free(p)
+    kmem.raw(p + where, 1)[0] = value
+    errors = s.validate()
+    assert errors == [f"BUG {name} (Not tainted): Poison overwritten",
+                      f"FIX {name}: Restoring {p + where:#x}-{p + where:#x}=0x6b"]
+    assert s.validate() == []
+    s.destroy()
+
+
+def test_clobber_redzone_free(kmem):
+    s = kmem.create_cache("TestSlub_RZ_free", 64, flags=Z | NO_USER)
+    p = s.alloc()
+    s.free(p)
+    kmem.raw(p + 64, 1)[0] = 0xAB
+    errors = s.validate()
+    assert len(errors) == 2 and errors[0].title == "Redzone overwritten"
+    assert errors[0].info[0].endswith("First byte 0xab instead of 0xbb")
+    s.destroy()
+
+
+def test_leak_destroy(kmem):
+    s = kmem.create_cache("TestSlub_leak_destroy", 64, flags=NO_USER)
+    p = s.alloc()
+    with pytest.raises(SlabError, match="Objects remaining") as e:
+        s.destroy()
+    new = e.value.reports                              # refused: nothing changed, no report
+    assert len(new) == 2 and s.validate() == []
+    assert new[0] == ("BUG TestSlub_leak_destroy (Not tainted): Objects remaining in "
+                      "TestSlub_leak_destroy on __kmem_cache_shutdown()")
+    assert new[0].info == (f"INFO: Object {p:#x} @offset={p & 4095}",)
+    s.free(p)
+    s.destroy()
+
+
+# -- the core's checks at alloc and free (alloc/free_debug_processing) -------------------------
+
+def test_free_with_clobbered_redzone_leaks_the_object(kmem):
+    c = kmem.create_cache("rz", 64, flags=Z | NO_USER)
+    a, b = c.alloc(), c.alloc()
+    kmem.raw(a + 64, 1)[0] = 0x55
+    with pytest.raises(SlabError, match=r"Redzone overwritten"):
+        c.free(a)
+    assert c.reports[-2:] == ["BUG rz (Not tainted): Redzone overwritten",
+                              f"FIX rz: Restoring {a + 64:#x}-{a + 64:#x}=0xcc"]
+    assert a not in c.free_objects(c.slab_of(a))       # leaked on purpose
+    got = {c.alloc() for _ in range(100)}
+    assert a not in got and b not in got
+    c.free(b)
+    if kmem.checks:
+        with pytest.raises(SlabError, match="leaked on purpose"):
+            c.free(a)
+    assert c.validate() == []
+
+
+def test_poison_and_red_zone_bytes_follow_the_object_state(kmem):
+    c = kmem.create_cache("zp", 60, flags=Z | P | NO_USER)
+    assert (c.object_size, c.inuse, c.offset) == (60, 64, 64)
+    a = c.alloc()
+    raw = kmem.raw(a, c.size)
+    assert bytes(raw[:59]) == b"\x6b" * 59 and raw[59] == 0xA5
+    assert bytes(raw[60:64]) == b"\xcc" * 4                 # SLUB_RED_ACTIVE
+    c.view(a)[:] = b"\x01" * 60
+    c.free(a)
+    assert bytes(raw[:59]) == b"\x6b" * 59 and raw[59] == 0xA5
+    assert bytes(raw[60:64]) == b"\xbb" * 4                 # SLUB_RED_INACTIVE
+    assert raw[c.size - 1] == 0x5A                          # padding: POISON_INUSE
+    raw[10] = 0                                             # write after free ...
+    b = c.alloc()                                           # ... caught when handed out again:
+    assert b != a and c.slab_of(b) != c.slab_of(a)          # the slab is marked all used
+    assert c.reports[-3:] == ["BUG zp (Not tainted): Poison overwritten",
+                              f"FIX zp: Restoring {a + 10:#x}-{a + 10:#x}=0x6b",
+                              "FIX zp: Marking all objects used"]
+    assert c.slab_state(c.slab_of(a))["inuse"] == c.objects
+    assert c.validate() == []
+
+
+def test_padding_checks_in_validate(kmem):
+    c = kmem.create_cache("pad", 64, flags=P | NO_USER)     # size 72: 64 bytes of slab padding
+    a = c.alloc()
+    slab = c.slab_of(a)
+    tail = slab + 4096 - (4096 % c.size)
+    kmem.raw(tail + 3, 1)[0] = 1
+    kmem.raw(a + c.size - 8 + 8, 1)                         # (in bounds)
+    errors = c.validate()
+    assert errors == [f"BUG pad (Not tainted): Padding overwritten. {tail + 3:#x}-{tail + 3:#x}",
+                      f"FIX pad: Restoring {tail:#x}-{slab + 4095:#x}=0x5a"]
+    assert c.validate() == []
+
+
+def test_debugging_doc_example_runs():
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "debugging.md").read_text()
+    exec(compile(re.findall(r"```python\n(.*?)```", doc, re.S)[0], "debugging.md", "exec"), {})
