@@ -396,3 +396,12 @@ def test_debugging_doc_example_runs():
     from pathlib import Path
     doc = (Path(__file__).resolve().parents[1] / "docs" / "debugging.md").read_text()
     exec(compile(re.findall(r"```python\n(.*?)```", doc, re.S)[0], "debugging.md", "exec"), {})
+
+
+def test_the_validators_writable_views_are_not_reachable() -> None:
+    """validate_slab_cache() repairs through writable views of the page records and state
+    bytes; they go from the compiled Cache.validate() to the validator only."""
+    if not pyslub.COMPILED:
+        pytest.skip("uncompiled, every module attribute is reachable anyway")
+    assert not hasattr(pyslub.Cache, "_debug_views")
+    assert not hasattr(pyslub.cache, "debug_views")

@@ -710,18 +710,11 @@ class Cache(KmemCache):
             from pyslub.debug import validate_slab_cache
             self.flush_all()
             with self.binder.__self__._exclusive("validate()"):
-                records = validate_slab_cache(self)
+                records = validate_slab_cache(self, debug_views(self))
                 self.reports.extend(records)
                 return records + validate_cache(self, False)
         with self.binder.__self__._exclusive("validate()"):
             return validate_cache(self)
-
-    def _debug_views(self) -> dict:
-        """Writable views for validate_slab_cache()'s repairs (pyslub.debug): page records,
-        object state bytes, the arena as bytes."""
-        return {"pm": memoryview(self.pm), "state": memoryview(self.state),
-                "mem": self.seg.raw(0, self.arena_bytes),
-                "desc": memoryview(self.desc).toreadonly(), "d": self.d}
 
     def _views(self) -> dict:
         """Read-only views of the core's words, for validate() and the tools."""
@@ -850,6 +843,16 @@ class PrefilledSheaf:
             self.sh = 0
             s._after()
         return False
+
+
+@cython.cfunc
+def debug_views(s: KmemCache) -> dict:
+    """Writable views for validate_slab_cache()'s repairs (pyslub.debug): page records, object
+    state bytes, the arena as bytes.  A C function (compiled): not reachable from Python, the
+    views go only to the validator that Cache.validate() runs."""
+    return {"pm": memoryview(s.pm), "state": memoryview(s.state),
+            "mem": s.seg.raw(0, s.arena_bytes),
+            "desc": memoryview(s.desc).toreadonly(), "d": s.d}
 
 
 def _tunable(name, value):

@@ -290,9 +290,8 @@ def object_check_records(name, chk, obj, slab_addr):
 class _Validator:
     """One validate_slab_cache() run over a debug cache (cpus flushed, caller exclusive)."""
 
-    def __init__(self, cache):
+    def __init__(self, cache, v):
         from pyslub.sizing import SIZEOF_TRACK
-        v = cache._debug_views()
         self.c = cache
         self.pm, self.state, self.mem = v["pm"], v["state"], v["mem"]
         self.desc, self.d = v["desc"], v["d"]
@@ -516,10 +515,11 @@ class _Validator:
         return out
 
 
-def validate_slab_cache(cache):
+def validate_slab_cache(cache, views):
     """validate_slab_cache() of v4.4 (the cpus already flushed): validate_slab() on every slab
-    of the node partial list, and of the full list with SLAB_STORE_USER.  Returns the records."""
-    v = _Validator(cache)
+    of the node partial list, and of the full list with SLAB_STORE_USER.  Returns the records.
+    ``views``: the cache's writable views, from Cache.validate() (not reachable otherwise)."""
+    v = _Validator(cache, views)
     for page in v.pages(v.desc[v.d + N_PARTIAL_HEAD]):
         v.validate_slab(page)
     if cache.flags & SLAB_STORE_USER:
