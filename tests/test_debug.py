@@ -405,3 +405,35 @@ def test_the_validators_writable_views_are_not_reachable() -> None:
         pytest.skip("uncompiled, every module attribute is reachable anyway")
     assert not hasattr(pyslub.Cache, "_debug_views")
     assert not hasattr(pyslub.cache, "debug_views")
+
+
+def test_store_user_tracks_the_python_call_site_cpu_and_pid() -> None:
+    import inspect
+    import os
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="U")
+    c = mem.create_cache("tracked", 64)
+    here = inspect.currentframe()
+    with mem.on_cpu(1):
+        a = c.alloc(); line_a = here.f_lineno                      # noqa: E702
+    t = c.track(a)
+    assert t["free"] is None
+    assert t["alloc"]["site"] == f"{__file__}:{line_a} {here.f_code.co_name}"
+    assert (t["alloc"]["cpu"], t["alloc"]["pid"]) == (1, os.getpid())
+    p = c.alloc_many(4)
+    c.free_bulk(p.copy(), strategy="lookahead-fwd"); line_f = here.f_lineno  # noqa: E702
+    for x in p:
+        f = c.track(int(x))["free"]
+        assert f["site"].endswith(f":{line_f} {here.f_code.co_name}") and f["cpu"] == 0
+        assert 0 <= f["age"] < 60_000
+    with pytest.raises(SlabError, match="no SLAB_STORE_USER"):
+        pyslub.Memory(size=8 << 20, nr_cpus=2).create_cache("plain", 64).track(a)
+
+
+def test_object_reports_carry_the_tracks() -> None:
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZU")
+    c = mem.create_cache("z", 60)
+    b = c.alloc()
+    mem.raw(b + 60, 1)[:] = b"\x00"                  # one byte of the right red zone
+    recs = c.validate()
+    bug = next(r for r in recs if r.startswith("BUG z (Not tainted): Redzone overwritten"))
+    assert any(ln.startswith("INFO: Allocated in ") and __file__ in ln for ln in bug.info)

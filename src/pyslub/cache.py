@@ -50,6 +50,7 @@ else:
         stats_rec,
     )
 
+from pyslub import debug as _debug  # noqa: E402
 from pyslub._layout import (  # noqa: E402
     EXTRA_STAT_NAMES,
     FREE_BULK_STRATEGIES,
@@ -225,6 +226,8 @@ class Cache(KmemCache):
             if obj == 0:
                 raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
             raise self._corrupt("alloc")
+        if self.flags & SLAB_STORE_USER:
+            _debug.set_tracks(self.seg.raw, self, (obj,), _debug.TRACK_ALLOC, cpu)
         return obj
 
     def free(self, addr):
@@ -242,6 +245,8 @@ class Cache(KmemCache):
         kmem_cache_free(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32), page, a)
         if self.debug:
             self._raise_refused(nreports)
+            if self.flags & SLAB_STORE_USER:
+                _debug.set_tracks(self.seg.raw, self, (a,), _debug.TRACK_FREE, cpu)
         elif self.ring[R_WPOS] != self.ring[R_RPOS]:
             self.drain()
 
@@ -309,6 +314,8 @@ class Cache(KmemCache):
             self.drain()
         if got < 0:
             raise self._corrupt("alloc_bulk")
+        if got > 0 and self.flags & SLAB_STORE_USER:
+            _debug.set_tracks(self.seg.raw, self, p[:n].tolist(), _debug.TRACK_ALLOC, cpu)
         return got
 
     def alloc_many(self, n):
@@ -342,6 +349,7 @@ class Cache(KmemCache):
         st: i64 = stats_rec(self, cpu, cs >> 32)
         allow_null: cython.bint = sid == FB_LOOKAHEAD or sid == FB_LOOKAHEAD_FWD
         nreports = len(self.reports)
+        user = p[:n].tolist() if self.flags & SLAB_STORE_USER else None   # (NULLed by the free)
         bad: i64
         if cython.compiled:
             stackbuf = cython.declare(i64[256])
@@ -389,8 +397,25 @@ class Cache(KmemCache):
                             "nothing was freed")
         if self.debug:
             self._raise_refused(nreports)
+            if user:
+                _debug.set_tracks(self.seg.raw, self, user, _debug.TRACK_FREE, cpu)
         elif self.ring[R_WPOS] != self.ring[R_RPOS]:
             self.drain()
+
+    def track(self, addr):
+        """SLAB_STORE_USER caches: the object's last allocation and free (struct track), as
+        dicts of site ("file:line function" of the caller), cpu, pid, when and age (ms), or
+        None where there was none."""
+        self._check_alive()
+        a: i64 = address_arg(addr)
+        if not self.flags & SLAB_STORE_USER:
+            raise SlabError(f"cache {self.name!r} has no SLAB_STORE_USER (slab_debug=U)")
+        page: i64 = object_page(self, a)
+        if page < 0:
+            raise SlabError(f"cache {self.name!r}: no object at {a:#x}: {BAD_REASONS[page]}")
+        view = self.seg.raw(a, self.size)
+        return {"alloc": _debug.read_track(view, self, _debug.TRACK_ALLOC),
+                "free": _debug.read_track(view, self, _debug.TRACK_FREE)}
 
     # =========================================================================================
     # Tunables (the writable sysfs files) and geometry

@@ -20,6 +20,8 @@ kernel accepts ``slab_debug`` without ``=`` for "everything on": pass ``""``.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass
 
 from pyslub._layout import (
@@ -56,6 +58,8 @@ DEBUG_METADATA_FLAGS = SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
 FLAG_LETTERS = {"f": SLAB_CONSISTENCY_CHECKS, "z": SLAB_RED_ZONE, "p": SLAB_POISON,
                 "u": SLAB_STORE_USER, "t": SLAB_TRACE}
 ENV = "PYSLUB_SLAB_DEBUG"
+TRACK_ALLOC = 0
+TRACK_FREE = 1
 
 
 @dataclass(frozen=True)
@@ -339,11 +343,13 @@ class _Validator:
                                    page << PAGE_SHIFT))
 
     def object_err(self, page, obj, title, extra=()):
+        tracks = (track_info(self.mem[obj:obj + self.c.size], self.c)
+                  if self.c.flags & SLAB_STORE_USER else [])
         self.records.append(Report(
             "BUG", self.name, title,
-            list(extra) + [self.page_info(page),
-                           f"INFO: Object {obj:#x} @offset={obj - (page << PAGE_SHIFT)} "
-                           f"fp={self.fp(obj):#x}"], obj, page << PAGE_SHIFT))
+            list(extra) + tracks + [self.page_info(page),
+                                    f"INFO: Object {obj:#x} @offset={obj - (page << PAGE_SHIFT)} "
+                                    f"fp={self.fp(obj):#x}"], obj, page << PAGE_SHIFT))
 
     def slab_fix(self, page, text, obj=None):
         self.records.append(Report("FIX", self.name, text, (), obj, page << PAGE_SHIFT))
@@ -542,3 +548,79 @@ def shutdown_records(cache):
     return [Report("BUG", cache.name, f"Objects remaining in {cache.name} on "
                    "__kmem_cache_shutdown()", info),
             Report("ERR", cache.name, "kmem_cache_destroy: Slab cache still has objects")]
+
+
+# =============================================================================================
+# SLAB_STORE_USER (U): struct track, the last alloc and free of every object
+# =============================================================================================
+# struct track (v4.4, CONFIG_STACKTRACE): addr, addrs[16], cpu, pid, when.  pyslub's "addr" is
+# the Python call site (file:line function) of the call into pyslub, kept as an index into this
+# process's site table (the kernel's is a code address, printed with %pS); addrs[] stay zero;
+# "when" is milliseconds of CLOCK_MONOTONIC (the kernel's jiffies at HZ=1000).
+
+_SITES: list[str] = ["<unknown>"]
+_SITE_IDS: dict[str, int] = {}
+
+
+def caller_site() -> str:
+    """The first frame outside pyslub: "file:line function"."""
+    f = sys._getframe(1)
+    while f is not None and f.f_globals.get("__name__", "").startswith("pyslub"):
+        f = f.f_back
+    if f is None:
+        return "<unknown>"
+    return f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}"
+
+
+def _site_id(site: str) -> int:
+    i = _SITE_IDS.get(site)
+    if i is None:
+        i = _SITE_IDS[site] = len(_SITES)
+        _SITES.append(site)
+    return i
+
+
+def track_offset(cache) -> int:
+    """get_track(): the tracks follow the free pointer when it is stored after the object,
+    else they start at inuse."""
+    return cache.offset + 8 if cache.offset else cache.inuse
+
+
+def set_tracks(raw, cache, addrs, which: int, cpu: int) -> None:
+    """set_track() for each object of ``addrs`` (``raw(addr, n)``: a writable view)."""
+    from pyslub.sizing import SIZEOF_TRACK
+    site = _site_id(caller_site())
+    when = time.monotonic_ns() // 1_000_000
+    rec = (site.to_bytes(8, "little") + bytes(16 * 8) + cpu.to_bytes(4, "little")
+           + os.getpid().to_bytes(4, "little") + when.to_bytes(8, "little"))
+    off = track_offset(cache) + which * SIZEOF_TRACK
+    for a in addrs:
+        if a:
+            raw(a + off, SIZEOF_TRACK)[:] = rec
+
+
+def read_track(view, cache, which: int) -> dict | None:
+    """One track of an object from ``view`` (its whole slot); None when never set."""
+    from pyslub.sizing import SIZEOF_TRACK
+    off = track_offset(cache) + which * SIZEOF_TRACK
+    t = bytes(view[off:off + SIZEOF_TRACK])
+    site = int.from_bytes(t[:8], "little")
+    if site == 0:
+        return None
+    cpu = int.from_bytes(t[136:140], "little")
+    pid = int.from_bytes(t[140:144], "little")
+    when = int.from_bytes(t[144:152], "little")
+    return {"site": _SITES[site] if site < len(_SITES) else f"<site {site} of another process>",
+            "cpu": cpu, "pid": pid, "when": when,
+            "age": time.monotonic_ns() // 1_000_000 - when}
+
+
+def track_info(view, cache) -> list[str]:
+    """print_tracking(): the INFO lines of an object's two tracks."""
+    out = []
+    for which, verb in ((TRACK_ALLOC, "Allocated"), (TRACK_FREE, "Freed")):
+        t = read_track(view, cache, which)
+        if t is not None:
+            out.append(f"INFO: {verb} in {t['site']} age={t['age']} cpu={t['cpu']} "
+                       f"pid={t['pid']}")
+    return out
