@@ -10,4 +10,6 @@ cimport numpy as cnp
 
 cdef class Cache(KmemCache):
     pass
+
+cdef i64 array_size(object p, object size, bint writable) except? -1
 from pyslub.page_alloc cimport Segment

@@ -1,7 +1,7 @@
 # C-level side of the caches of a shared arena (shared.py).
 from pyslub._layout cimport *
 from pyslub.slab cimport current_cpu
-from pyslub.cache cimport Cache
+from pyslub.cache cimport Cache, array_size
 
 cdef class SharedCache(Cache):
     pass

@@ -17,12 +17,14 @@ Memory's guard and a lock on the segment's file (pyslub.memory).
 """
 
 import cython
-import numpy as np
 
 if cython.compiled:
+    import cython.cimports.numpy as cnp
+    from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
     from cython.cimports.pyslub.procs import gate_enter, gate_exit
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
+    from pyslub.cache import array_size
     from pyslub.procs import gate_enter, gate_exit
     from pyslub.slab import current_cpu
 
@@ -59,45 +61,44 @@ def take_owner(s: Cache, addr: i64) -> cython.int:
 
 
 def _count(p, size) -> int:
-    """Entries of ``p[:size]`` the owner bytes are handled for; -1 when ``p`` or ``size`` is
-    not what the core accepts (the core's call then raises, and nothing is touched here)."""
-    if (not isinstance(p, np.ndarray) or p.dtype != np.uint64 or p.ndim != 1
-            or not p.flags.c_contiguous or not p.dtype.isnative):
-        return -1
-    if size is None:
-        return p.shape[0]
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= p.shape[0]:
-        return -1
-    return size
+    """Entries of ``p[:size]`` the owner bytes are handled for, checked as the core checks
+    them (TypeError / ValueError otherwise: nothing was touched)."""
+    return array_size(p, size, True)
 
 
 @cython.cfunc
 def owners_set(s: Cache, p, n: i64, slot: cython.int) -> cython.void:
-    pv: cython.ulonglong[::1] = p
     i: i64
-    for i in range(n):
-        set_owner(s, pv[i], slot)
+    if cython.compiled:                        # p was checked by array_size (uint64, C order)
+        pv = cython.cast(cython.p_ulonglong, cnp.PyArray_DATA(p))
+        for i in range(n):
+            set_owner(s, pv[i], slot)
+    else:
+        for i in range(n):
+            set_owner(s, int(p[i]), slot)
 
 
 @cython.cfunc
 def owners_take(s: Cache, p, n: i64):
-    """Clear the owner bytes of ``p[:n]`` (before their free); the old values."""
-    pv: cython.ulonglong[::1] = p
+    """Clear the owner bytes of ``p[:n]`` (before their free); the old values (bytes)."""
     old = bytearray(n)
-    ov: cython.uchar[::1] = old
     i: i64
-    for i in range(n):
-        ov[i] = take_owner(s, pv[i])
+    if cython.compiled:
+        pv = cython.cast(cython.p_ulonglong, cnp.PyArray_DATA(p))
+        ov = cython.cast(cython.p_uchar, PyByteArray_AS_STRING(old))
+        for i in range(n):
+            ov[i] = take_owner(s, pv[i])
+    else:
+        for i in range(n):
+            old[i] = take_owner(s, int(p[i]))
     return old
 
 
 @cython.cfunc
 def owners_restore(s: Cache, p, n: i64, old) -> cython.void:
-    pv: cython.ulonglong[::1] = p
-    ov: cython.uchar[::1] = old
     i: i64
     for i in range(n):
-        set_owner(s, pv[i], ov[i])
+        set_owner(s, int(p[i]), old[i])
 
 
 @cython.cclass
