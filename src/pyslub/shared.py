@@ -156,33 +156,25 @@ class SharedCache(Cache):
         sh: sh.alloc()``); objects taken from it get this process as their owner."""
         return SharedPrefilledSheaf(self, size)
 
-    def flush_cpu(self, cpu=None):
+    def _gated(self, fn, *args):
+        """``fn(self, *args)`` inside the gate (the multi-step operations)."""
         seat: i64 = gate_in(self)
         try:
-            return Cache.flush_cpu(self, cpu)
+            return fn(self, *args)
         finally:
             gate_exit(self.seg, seat, self.seg.pslot)
+
+    def flush_cpu(self, cpu=None):
+        return self._gated(Cache.flush_cpu, cpu)
 
     def shrink(self):
-        seat: i64 = gate_in(self)
-        try:
-            return Cache.shrink(self)
-        finally:
-            gate_exit(self.seg, seat, self.seg.pslot)
+        return self._gated(Cache.shrink)
 
     def destroy(self):
-        seat: i64 = gate_in(self)
-        try:
-            return Cache.destroy(self)
-        finally:
-            gate_exit(self.seg, seat, self.seg.pslot)
+        return self._gated(Cache.destroy)
 
     def validate(self):
-        seat: i64 = gate_in(self)
-        try:
-            return Cache.validate(self)
-        finally:
-            gate_exit(self.seg, seat, self.seg.pslot)
+        return self._gated(Cache.validate)
 
     # Memory-level operations of a shared arena, run by its first kmalloc cache (they need a
     # cache for the calling thread's cpu and seat)
