@@ -437,3 +437,25 @@ def test_object_reports_carry_the_tracks() -> None:
     recs = c.validate()
     bug = next(r for r in recs if r.startswith("BUG z (Not tainted): Redzone overwritten"))
     assert any(ln.startswith("INFO: Allocated in ") and __file__ in ln for ln in bug.info)
+
+
+def test_trace_logs_every_alloc_and_free(caplog) -> None:
+    import logging
+    mem = pyslub.Memory(size=8 << 20, nr_cpus=2, slab_debug="T")
+    c = mem.create_cache("traced", 64)
+    with caplog.at_level(logging.INFO, logger="pyslub.trace"):
+        a = c.alloc()
+        c.free(a)
+        p = c.alloc_many(3)
+        q = [int(x) for x in p]
+        c.free_bulk(p)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"]
+    kinds = [(ln.split()[2], int(ln.split()[3], 16)) for ln in lines]
+    assert kinds == [("alloc", a), ("free", a)] + [("alloc", x) for x in q] + [
+        ("free", x) for x in q]
+    assert all(ln.startswith("TRACE traced ") and " inuse=" in ln and " fp=0x" in ln
+               for ln in lines)
+    assert lines[0].split()[4] == "inuse=1"
+    caplog.clear()
+    c.free(c.alloc())                                 # logging off: nothing recorded
+    assert not [r for r in caplog.records if r.name == "pyslub.trace"]

@@ -226,8 +226,11 @@ class Cache(KmemCache):
             if obj == 0:
                 raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
             raise self._corrupt("alloc")
-        if self.flags & SLAB_STORE_USER:
-            _debug.set_tracks(self.seg.raw, self, (obj,), _debug.TRACK_ALLOC, cpu)
+        if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
+            if self.flags & SLAB_STORE_USER:
+                _debug.set_tracks(self.seg.raw, self, (obj,), _debug.TRACK_ALLOC, cpu)
+            if self.flags & SLAB_TRACE:
+                _debug.trace(self, (obj,), True)
         return obj
 
     def free(self, addr):
@@ -238,6 +241,8 @@ class Cache(KmemCache):
         cs: i64 = current_cpu(self)
         cpu: i64 = cs & 0xFFFFFFFF
         nreports = len(self.reports)
+        if self.flags & SLAB_TRACE:
+            _debug.trace(self, (a,), False)
         page: i64 = self.release_checked(a)
         if page < 0:
             raise SlabError(f"cache {self.name!r}: cannot free address {a:#x}: "
@@ -314,8 +319,11 @@ class Cache(KmemCache):
             self.drain()
         if got < 0:
             raise self._corrupt("alloc_bulk")
-        if got > 0 and self.flags & SLAB_STORE_USER:
-            _debug.set_tracks(self.seg.raw, self, p[:n].tolist(), _debug.TRACK_ALLOC, cpu)
+        if got > 0 and self.flags & (SLAB_STORE_USER | SLAB_TRACE):
+            if self.flags & SLAB_STORE_USER:
+                _debug.set_tracks(self.seg.raw, self, p[:n].tolist(), _debug.TRACK_ALLOC, cpu)
+            if self.flags & SLAB_TRACE:
+                _debug.trace(self, p[:n].tolist(), True)
         return got
 
     def alloc_many(self, n):
@@ -350,6 +358,8 @@ class Cache(KmemCache):
         allow_null: cython.bint = sid == FB_LOOKAHEAD or sid == FB_LOOKAHEAD_FWD
         nreports = len(self.reports)
         user = p[:n].tolist() if self.flags & SLAB_STORE_USER else None   # (NULLed by the free)
+        if self.flags & SLAB_TRACE:
+            _debug.trace(self, p[:n].tolist(), False)
         bad: i64
         if cython.compiled:
             stackbuf = cython.declare(i64[256])

@@ -19,6 +19,7 @@ kernel accepts ``slab_debug`` without ``=`` for "everything on": pass ``""``.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -624,3 +625,31 @@ def track_info(view, cache) -> list[str]:
             out.append(f"INFO: {verb} in {t['site']} age={t['age']} cpu={t['cpu']} "
                        f"pid={t['pid']}")
     return out
+
+
+# =============================================================================================
+# SLAB_TRACE (T): trace()
+# =============================================================================================
+# The kernel prints "TRACE <cache> alloc|free <object> inuse=<n> fp=<freelist>" (and a dump
+# of the object on free) to the kernel log.  pyslub logs the same line to the logging logger
+# "pyslub.trace" at INFO, so it is printed only when asked, e.g.
+# logging.basicConfig(level=logging.INFO).
+
+TRACE_LOG = logging.getLogger("pyslub.trace")
+
+
+def trace(cache, addrs, alloc: bool) -> None:
+    """trace(): one line per object, with its slab's inuse and freelist at that moment
+    (frees are traced before the free, as free_debug_processing() does)."""
+    if not TRACE_LOG.isEnabledFor(logging.INFO):
+        return
+    what = "alloc" if alloc else "free"
+    for a in addrs:
+        if not a:
+            continue
+        try:
+            st = cache.slab_state(cache.slab_of(a))
+        except Exception:  # noqa: BLE001 (not an object of the cache: the free will say so)
+            continue
+        TRACE_LOG.info("TRACE %s %s %#x inuse=%d fp=%#x", cache.name, what, a, st["inuse"],
+                       st["freelist"])
