@@ -320,10 +320,11 @@ class Cache(KmemCache):
         if got < 0:
             raise self._corrupt("alloc_bulk")
         if got > 0 and self.flags & (SLAB_STORE_USER | SLAB_TRACE):
+            addrs = p[:n].tolist()
             if self.flags & SLAB_STORE_USER:
-                _debug.set_tracks(self.seg.raw, self, p[:n].tolist(), _debug.TRACK_ALLOC, cpu)
+                _debug.set_tracks(self.seg.raw, self, addrs, _debug.TRACK_ALLOC, cpu)
             if self.flags & SLAB_TRACE:
-                _debug.trace(self, p[:n].tolist(), True)
+                _debug.trace(self, addrs, True)
         return got
 
     def alloc_many(self, n):
@@ -357,9 +358,11 @@ class Cache(KmemCache):
         st: i64 = stats_rec(self, cpu, cs >> 32)
         allow_null: cython.bint = sid == FB_LOOKAHEAD or sid == FB_LOOKAHEAD_FWD
         nreports = len(self.reports)
-        user = p[:n].tolist() if self.flags & SLAB_STORE_USER else None   # (NULLed by the free)
-        if self.flags & SLAB_TRACE:
-            _debug.trace(self, p[:n].tolist(), False)
+        addrs = None                                # U, T: the addresses (NULLed by the free)
+        if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
+            addrs = p[:n].tolist()
+            if self.flags & SLAB_TRACE:
+                _debug.trace(self, addrs, False)
         bad: i64
         if cython.compiled:
             stackbuf = cython.declare(i64[256])
@@ -407,8 +410,8 @@ class Cache(KmemCache):
                             "nothing was freed")
         if self.debug:
             self._raise_refused(nreports)
-            if user:
-                _debug.set_tracks(self.seg.raw, self, user, _debug.TRACK_FREE, cpu)
+            if addrs and self.flags & SLAB_STORE_USER:
+                _debug.set_tracks(self.seg.raw, self, addrs, _debug.TRACK_FREE, cpu)
         elif self.ring[R_WPOS] != self.ring[R_RPOS]:
             self.drain()
 

@@ -138,12 +138,17 @@ class SharedCache(Cache):
             gate_exit(self.seg, seat, self.seg.pslot)
 
     def free_bulk(self, p, size=None, strategy=None):
+        return self._release(p, size, Cache.free_bulk, (self, p, size, strategy))
+
+    def _release(self, p, size, fn, args):
+        """``fn(*args)``, a free of the objects ``p[:size]``, inside the gate: their owner
+        bytes cleared first and put back if it raises (nothing was freed then)."""
         seat: i64 = gate_in(self)
         try:
             n: i64 = _count(p, size)
             old = owners_take(self, p, n) if n > 0 else None
             try:
-                Cache.free_bulk(self, p, size, strategy)
+                return fn(*args)
             except BaseException:
                 if n > 0:
                     owners_restore(self, p, n, old)
@@ -202,20 +207,8 @@ class SharedCache(Cache):
             gate_exit(self.seg, seat, self.seg.pslot)
 
     def _kfree_bulk(self, fn, seg, caches, p, size):
-        """kfree_bulk ``fn(seg, caches, self, p, size)`` inside the gate, the owner bytes of
-        ``p[:size]`` cleared first and put back if it raises (nothing was freed then)."""
-        seat: i64 = gate_in(self)
-        try:
-            n: i64 = _count(p, size)
-            old = owners_take(self, p, n) if n > 0 else None
-            try:
-                return fn(seg, caches, self, p, size)
-            except BaseException:
-                if n > 0:
-                    owners_restore(self, p, n, old)
-                raise
-        finally:
-            gate_exit(self.seg, seat, self.seg.pslot)
+        """kfree_bulk ``fn(seg, caches, self, p, size)`` inside the gate (see _release)."""
+        return self._release(p, size, fn, (seg, caches, self, p, size))
 
 
 class SharedPrefilledSheaf(PrefilledSheaf):
