@@ -79,6 +79,26 @@ def test_default_output_structure(capsys) -> None:
     assert 2 <= len(verdicts) <= 6                         # at most 3 per cache state
 
 
+def test_hardening_runs_the_caches_hardened_and_says_so(capsys, monkeypatch) -> None:
+    from pyslub.bench import suite
+
+    made = []
+    real = suite.Memory
+
+    def spy(*a, **kw):
+        made.append(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(suite, "Memory", spy)
+    rc, lines = run_cli(capsys, *TINY, "--hardening", "hardened,middle")
+    assert rc == 0
+    assert "  hardening: CONFIG_SLAB_FREELIST_HARDENED, free pointer mid-object" in lines
+    assert made and all(kw["freelist_hardened"] and kw["freeptr"] == "middle"
+                        and not kw["freelist_random"] for kw in made)
+    rc, lines = run_cli(capsys, *TINY)
+    assert not any("hardening:" in ln for ln in lines)
+
+
 def test_verbose_adds_time_bench_lines_and_counters(capsys) -> None:
     rc, lines = run_cli(capsys, "--loops", "1106", "--rounds", "1", "--fragment", "0",
                         "--verbose")
@@ -142,6 +162,7 @@ def test_json_schema(tmp_path, capsys) -> None:
     (["--strategies", "nope"], "unknown strategy nope"),
     (["--fragment", "x"], "expected SLABS[:FREE]"),
     (["test02", "--peers"], "--peers goes with test01"),
+    (["--hardening", "hardened,armoured"], "unknown hardening armoured"),
 ])
 def test_bad_arguments_exit_2_before_running(capsys, argv, message) -> None:
     with pytest.raises(SystemExit) as exc:

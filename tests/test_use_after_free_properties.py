@@ -27,11 +27,16 @@ OPS = st.lists(st.tuples(st.sampled_from(["alloc", "alloc_bulk", "free", "free_b
                          st.integers(0, 2**32 - 1)), min_size=5, max_size=60)
 
 
+HARDENING = [{}, {"freelist_hardened": True, "freelist_random": True, "freeptr": "middle"}]
+
+
 @SETTINGS
 @given(ops=OPS, flags=st.sampled_from([0, pyslub.SLAB_CONSISTENCY_CHECKS]),
-       slub=st.sampled_from(["4.4", "7.0"]), size=st.sampled_from([16, 64, 200]))
-def test_writes_into_freed_objects_never_give_one_object_two_owners(ops, flags, slub, size):
-    mem = Memory(size=16 << 20, nr_cpus=2, slub=slub)
+       slub=st.sampled_from(["4.4", "7.0"]), size=st.sampled_from([16, 64, 200]),
+       hardening=st.sampled_from(HARDENING))
+def test_writes_into_freed_objects_never_give_one_object_two_owners(ops, flags, slub, size,
+                                                                     hardening):
+    mem = Memory(size=16 << 20, nr_cpus=2, slub=slub, **hardening)
     c = mem.create_cache("victim", size, flags=flags)
     held: dict[int, bytes] = {}
     freed: list[int] = []

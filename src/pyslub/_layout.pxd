@@ -7,7 +7,7 @@ cdef enum:
     PAGE_SHIFT = 12
     PAGE_SIZE = 4096
     MAX_ORDER = 11
-    SEG_VERSION = 5
+    SEG_VERSION = 6
     HDR_WORDS = 8192
     H_MAGIC = 0
     H_VERSION = 1
@@ -94,6 +94,9 @@ cdef enum:
     D_CPU_PARTIAL = 25
     D_FB_STRATEGY = 26
     D_LOOKAHEAD = 27
+    D_RANDOM = 28
+    D_RANDOM_SEED = 29
+    D_SHUFFLE_POS = 30
     N_LIST_LOCK = 32
     N_NR_PARTIAL = 33
     N_PARTIAL_HEAD = 34
@@ -266,6 +269,7 @@ cdef enum:
     REP_ALLOC_CHECK = 7
     REP_OBJECT = 8
     REP_MARK_USED = 9
+    REP_NAIVE_DOUBLE_FREE = 10
     NR_SLUB_STAT_ITEMS = 26
 
 # values that do not fit a C int enum
@@ -278,6 +282,9 @@ cdef extern from *:
     #define PYSLUB_CLAIM_BIASED ((long long)0x2000000000000000ULL)
     #define PYSLUB_TID_BUSY ((long long)0x4000000000000000ULL)
     #define PYSLUB_OBJECT_POISON ((long long)0x80000000ULL)
+    #define PYSLUB_FREELIST_HARDENED ((long long)0x100000000ULL)
+    #define PYSLUB_FREELIST_RANDOM ((long long)0x200000000ULL)
+    #define PYSLUB_FREEPTR_MIDDLE ((long long)0x400000000ULL)
     """
     const i64 SEG_MAGIC "PYSLUB_SEG_MAGIC"
     const i64 FROZEN_BIT "PYSLUB_FROZEN_BIT"
@@ -286,3 +293,6 @@ cdef extern from *:
     const i64 CLAIM_BIASED "PYSLUB_CLAIM_BIASED"
     const i64 TID_BUSY "PYSLUB_TID_BUSY"
     const i64 OBJECT_POISON "PYSLUB_OBJECT_POISON"
+    const i64 FREELIST_HARDENED "PYSLUB_FREELIST_HARDENED"
+    const i64 FREELIST_RANDOM "PYSLUB_FREELIST_RANDOM"
+    const i64 FREEPTR_MIDDLE "PYSLUB_FREEPTR_MIDDLE"

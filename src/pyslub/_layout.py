@@ -46,7 +46,7 @@ MAX_ORDER = 11                         # buddy orders 0 .. MAX_ORDER-1, as v4.4 
 
 # ---- segment header (word offsets) -----------------------------------------------------------
 SEG_MAGIC = 0x317642554C535950         # b"PYSLUBv1" read as a little-endian word
-SEG_VERSION = 5                        # bumped whenever any offset below changes
+SEG_VERSION = 6                        # bumped whenever any offset below changes
 HDR_WORDS = 8192                       # 64 KiB
 H_MAGIC = 0
 H_VERSION = 1
@@ -144,6 +144,9 @@ D_MIN_PARTIAL = 24     # tunables (sysfs-writable)
 D_CPU_PARTIAL = 25
 D_FB_STRATEGY = 26     # default free_bulk strategy (FB_*)
 D_LOOKAHEAD = 27
+D_RANDOM = 28          # s->random (CONFIG_SLAB_FREELIST_HARDENED): the free pointer XOR key
+D_RANDOM_SEED = 29     # seed of random_seq and of shuffle_freelist's start positions
+D_SHUFFLE_POS = 30     # atomic: new slabs shuffled so far (the start position's draw number)
 N_LIST_LOCK = 32       # kmem_cache_node: mutex
 N_NR_PARTIAL = 33      # [list_lock]
 N_PARTIAL_HEAD = 34    # [list_lock]
@@ -336,6 +339,10 @@ SLAB_DEBUG_FLAGS = (SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB
 SLAB_NO_USER_FLAGS = 0x10000000  # (6.1) the slab_debug= option does not apply (slub_kunit)
 OBJECT_POISON = 0x80000000       # kernel __OBJECT_POISON: poison the object bytes too
 CMPXCHG_DOUBLE = 0x40000000      # kernel __CMPXCHG_DOUBLE: slab pair swapped by cmpxchg16b
+# kernel build options, per cache in pyslub (pyslub.hardening); bits above the kernel's flags
+FREELIST_HARDENED = 1 << 32      # CONFIG_SLAB_FREELIST_HARDENED: free pointers XOR-encoded
+FREELIST_RANDOM = 1 << 33        # CONFIG_SLAB_FREELIST_RANDOM: new slabs' freelists shuffled
+FREEPTR_MIDDLE = 1 << 34         # v5.7+ placement: the free pointer in the middle of the object
 
 # core allocation results below zero (the public layer turns them into exceptions)
 ERR_CORRUPT = -1      # a freelist led to an object that is not free: see the cache's reports
@@ -359,6 +366,7 @@ REP_BULK_COUNT = 6    # debug free: list length differs from its count
 REP_ALLOC_CHECK = 7   # debug alloc: freelist pointer check fails, slab marked all used
 REP_OBJECT = 8        # debug: check_object() failed (pyslub.debug decodes the word)
 REP_MARK_USED = 9     # debug alloc: a failed check marked all objects of the slab used
+REP_NAIVE_DOUBLE_FREE = 10  # hardened set_freepointer(): an object would point to itself
 
 # v4.4 sysfs names of the counters, in v4.4's enum stat_item order
 STAT_NAMES = (

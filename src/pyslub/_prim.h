@@ -127,6 +127,22 @@ static inline void pyslub_store_release(long long *p, long long v)
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/* ---- word arithmetic ------------------------------------------------------------------------ */
+/* swab64(): the bytes of a word in reverse order (the hardened free pointer's address term). */
+static inline long long pyslub_swab(long long x)
+{
+    return (long long)__builtin_bswap64((unsigned long long)x);
+}
+/* splitmix64's output function: a well-mixed word from a counter (shuffle_freelist's start
+ * positions; the kernel draws them from get_random_u32_below()). */
+static inline long long pyslub_mix64(long long x)
+{
+    unsigned long long z = (unsigned long long)x + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (long long)(z ^ (z >> 31));
+}
+
 /* ---- thread identity ------------------------------------------------------------------------ */
 /* initial-exec: one %fs-relative load instead of a __tls_get_addr call per read (the module is
  * dlopen'ed, but these 32 bytes fit glibc's static TLS surplus). */

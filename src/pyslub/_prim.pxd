@@ -13,6 +13,8 @@ cdef extern from "_prim.h" nogil:
     i64 xchg "pyslub_xchg"(i64 *p, i64 v)
     i64 fetch_add "pyslub_fetch_add"(i64 *p, i64 v)
     i64 load_acquire "pyslub_load_acquire"(i64 *p)
+    i64 swab "pyslub_swab"(i64 x)
+    i64 mix64 "pyslub_mix64"(i64 x)
     void store_release "pyslub_store_release"(i64 *p, i64 v)
     void cpu_relax "pyslub_cpu_relax"()
     int spin_lock "pyslub_spin_lock"(i64 *w, i64 me)

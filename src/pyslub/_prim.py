@@ -59,6 +59,26 @@ def store_release(words, i, v):
     words[i] = v
 
 
+_U64 = (1 << 64) - 1
+
+
+def _signed(v):
+    return v - (1 << 64) if v >> 63 else v
+
+
+def swab(x):
+    """swab64(): the bytes of a word in reverse order (words are signed 64-bit values)."""
+    return _signed(int.from_bytes((x & _U64).to_bytes(8, "little"), "big"))
+
+
+def mix64(x):
+    """splitmix64's output function of ``x`` (see _prim.h)."""
+    z = (x + 0x9E3779B97F4A7C15) & _U64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+    return _signed(z ^ (z >> 31))
+
+
 def cpu_relax():
     pass
 

@@ -143,6 +143,8 @@ def df_start(s: KmemCache, df: cython.pointer(DetachedFreelist), obj: i64) -> cy
 def df_push(s: KmemCache, df: cython.pointer(DetachedFreelist), obj: i64) -> cython.void:
     """Push ``obj`` on the head of the list (unsynchronised: the caller owns the object)."""
     set_freepointer(s, obj, df[0].freelist)
+    if obj == df[0].freelist and s.hardened:   # its BUG_ON fired: the duplicate is dropped
+        return
     df[0].freelist = obj
     df[0].cnt += 1
 
@@ -157,6 +159,8 @@ def cpu_freelist_push(s: KmemCache, c: i64, head: i64, tail: i64, cnt: i64) -> c
     if s.observe & EV_MASK_RECORD:
         s.record(s.meta[c + C_PAGE], head, cnt, True)
     set_freepointer(s, tail, s.meta[c + C_FREELIST])
+    if tail == s.meta[c + C_FREELIST] and s.hardened:  # its BUG_ON fired: nothing freed
+        return
     s.meta[c + C_FREELIST] = head
 
 
@@ -330,9 +334,11 @@ def build_detached_freelist(s: KmemCache, size: i64, p: cython.p_longlong,
             continue                       # already consumed
         if virt_to_head_page(s, obj) == page:
             set_freepointer(s, obj, head)  # push at the head
+            p[size] = 0
+            if obj == head and s.hardened:  # its BUG_ON fired: the duplicate is dropped
+                continue
             head = obj
             cnt += 1
-            p[size] = 0
             continue
         lookahead -= 1
         if lookahead == 0:

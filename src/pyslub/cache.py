@@ -44,6 +44,7 @@ else:
         cpu_rec,
         cpu_release,
         current_cpu,
+        get_freepointer,
         get_freepointer_safe,
         object_page,
         page_addr,
@@ -253,7 +254,7 @@ class Cache(KmemCache):
             if self.flags & SLAB_STORE_USER:
                 _debug.set_tracks(self.seg.raw, self, (a,), _debug.TRACK_FREE, cpu)
         elif self.ring[R_WPOS] != self.ring[R_RPOS]:
-            self.drain()
+            self._raise_refused(nreports)           # (a hardened cache's BUG_ON)
 
     def view(self, addr):
         """A writable memoryview of an allocated object's ``object_size`` bytes."""
@@ -413,7 +414,7 @@ class Cache(KmemCache):
             if addrs and self.flags & SLAB_STORE_USER:
                 _debug.set_tracks(self.seg.raw, self, addrs, _debug.TRACK_FREE, cpu)
         elif self.ring[R_WPOS] != self.ring[R_RPOS]:
-            self.drain()
+            self._raise_refused(nreports)           # (a hardened cache's BUG_ON)
 
     def track(self, addr):
         """SLAB_STORE_USER caches: the object's last allocation and free (struct track), as
@@ -510,6 +511,8 @@ class Cache(KmemCache):
             "sheaf_capacity": self.sheaf_capacity, "flags": self.flags,
             "nr_cpus": self.nr_cpus, "slub": self.slub, "checks": self.checks,
             "free_bulk_strategy": self.free_bulk_strategy, "lookahead": self.lookahead,
+            "freelist_hardened": self.hardened, "freelist_random": self.freelist_random,
+            "freeptr": "middle" if self.flags & FREEPTR_MIDDLE else "start",
         }
 
     # =========================================================================================
@@ -621,11 +624,20 @@ class Cache(KmemCache):
             while obj and n < st["objects"]:
                 out.append(int(obj))
                 n += 1
-                nxt: i64 = self.words[(obj + self.offset) >> 3]
+                nxt: i64 = get_freepointer(self, obj)
                 if object_page(self, nxt) != page:
                     break
                 obj = nxt
         return out
+
+    def freepointer(self, addr):
+        """get_freepointer(): the free pointer stored in object ``addr`` (decoded when the cache is
+        hardened): the next free object if ``addr`` is free, the object's own bytes if not.
+        For validators, tools and teaching; SlabError if ``addr`` is not an object slot."""
+        a: i64 = address_arg(addr)
+        if object_page(self, a) < 0:
+            raise SlabError(f"cache {self.name!r}: {a:#x} is {BAD_REASONS[object_page(self, a)]}")
+        return int(get_freepointer(self, a))
 
     def slab_of(self, addr):
         """Address of the slab holding object ``addr`` (SlabError if it is not ours)."""
@@ -890,7 +902,8 @@ def debug_views(s: KmemCache) -> dict:
     views go only to the validator that Cache.validate() runs."""
     return {"pm": memoryview(s.pm), "state": memoryview(s.state),
             "mem": s.seg.raw(0, s.arena_bytes),
-            "desc": memoryview(s.desc).toreadonly(), "d": s.d}
+            "desc": memoryview(s.desc).toreadonly(), "d": s.d,
+            "random": s.random if s.hardened else None}
 
 
 def _tunable(name, value):

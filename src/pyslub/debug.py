@@ -53,6 +53,7 @@ from pyslub._layout import (
     SLAB_STORE_USER,
     SLAB_TRACE,
 )
+from pyslub._prim import swab
 
 DEBUG_DEFAULT_FLAGS = SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
 DEBUG_METADATA_FLAGS = SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
@@ -300,6 +301,7 @@ class _Validator:
         self.c = cache
         self.pm, self.state, self.mem = v["pm"], v["state"], v["mem"]
         self.desc, self.d = v["desc"], v["d"]
+        self.random = v["random"]
         self.name = cache.name
         self.records = []
         self.track_bytes = 2 * SIZEOF_TRACK if cache.flags & SLAB_STORE_USER else 0
@@ -317,12 +319,17 @@ class _Validator:
         return (self.pm[page * PM_STRIDE + PM_FLAGS] >> ORDER_SHIFT) & ORDER_MASK
 
     def fp(self, obj):
+        """get_freepointer() (decoded when the cache is hardened)."""
         o = obj + self.c.offset
-        return int.from_bytes(self.mem[o:o + 8], "little", signed=True)
+        return int.from_bytes(self.mem[o:o + 8], "little", signed=True) ^ self.fp_key(o)
 
     def set_fp(self, obj, value):
         o = obj + self.c.offset
-        self.mem[o:o + 8] = value.to_bytes(8, "little", signed=True)
+        self.mem[o:o + 8] = (value ^ self.fp_key(o)).to_bytes(8, "little", signed=True)
+
+    def fp_key(self, ptr_addr):
+        """What freelist_ptr() XORs a stored free pointer with (0: not hardened)."""
+        return 0 if self.random is None else self.random ^ swab(ptr_addr)
 
     def valid_pointer(self, page, p):
         """check_valid_pointer()."""

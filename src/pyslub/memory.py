@@ -69,6 +69,7 @@ from pyslub._prim import alive as _prim_alive
 from pyslub.cache import Cache, PrefilledSheaf, address_arg, kfree_bulk
 from pyslub.cache import fork_quiesce as _fork_quiesce
 from pyslub.errors import SlabError
+from pyslub.hardening import Hardening, cache_secrets, hardening_options, override
 from pyslub.page_alloc import Segment
 from pyslub.procs import proc_attach, proc_detach, proc_table
 from pyslub.shared import SharedCache, SharedPrefilledSheaf
@@ -261,6 +262,11 @@ class Memory:
     variable, else nothing).
     ``slub``: the SLUB generation of new caches, "4.4" (the seed's allocator), "6.18" (opt-in
     sheaves) or "7.0" (sheaves for every cache).
+    ``freelist_hardened``, ``freelist_random``: CONFIG_SLAB_FREELIST_HARDENED / _RANDOM for
+    every cache (encoded free pointers with the naive double-free check / shuffled new slabs);
+    ``freeptr="middle"``: v5.7's free pointer in the middle of the object; ``random_seed``: an
+    int makes each cache's secrets and shuffles the same in every run (pyslub.hardening).
+    ``create_cache`` can override the first three per cache.
 
     >>> mem = Memory(size=64 << 20, nr_cpus=2)
     >>> cache = mem.create_cache("packets", 232, flags=SLAB_HWCACHE_ALIGN)
@@ -269,11 +275,15 @@ class Memory:
 
     def __init__(self, size: int = DEFAULT_ARENA, nr_cpus: int = DEFAULT_NR_CPUS, *,
                  checks: bool = True, slub: str = "4.4", cpu_policy: str = "thread",
-                 max_caches: int = 65536, slab_debug: str | None = None) -> None:
+                 max_caches: int = 65536, slab_debug: str | None = None,
+                 freelist_hardened: bool = False, freelist_random: bool = False,
+                 freeptr: str = "start", random_seed: int | None = None) -> None:
         _check_config(size, nr_cpus, slub, cpu_policy, max_caches)
         debug_rules = _debug_rules(slab_debug)          # parsed first: nothing made yet
+        hardening = hardening_options(freelist_hardened, freelist_random, freeptr, random_seed)
         seg = Segment.private(size, nr_cpus, max_caches)
         self._slab_debug = debug_rules
+        self._hardening = hardening
         if checks:
             seg.set_flags(MEM_CHECKS)
         self._setup(seg, bool(checks), slub, cpu_policy)
@@ -307,7 +317,9 @@ class Memory:
     def create_shared(cls, name: str | None = None, size: int = DEFAULT_ARENA,
                       nr_cpus: int = DEFAULT_NR_CPUS, *, checks: bool = True,
                       slub: str = "4.4", cpu_policy: str = "thread",
-                      max_caches: int = 1024, slab_debug: str | None = None) -> Memory:
+                      max_caches: int = 1024, slab_debug: str | None = None,
+                      freelist_hardened: bool = False, freelist_random: bool = False,
+                      freeptr: str = "start", random_seed: int | None = None) -> Memory:
         """A new arena in the POSIX shared memory object ``name`` (``/dev/shm/<name>``; a
         random ``pyslub_*`` name when None), which other processes map with
         ``Memory.attach(name)``.  Every piece of allocator state lives in it; the processes
@@ -316,6 +328,7 @@ class Memory:
         unlinks the name when it ends (attached processes keep their mappings)."""
         _check_config(size, nr_cpus, slub, cpu_policy, max_caches)
         debug_rules = _debug_rules(slab_debug)
+        hardening = hardening_options(freelist_hardened, freelist_random, freeptr, random_seed)
         if name is None:
             name = "pyslub_" + secrets.token_hex(6)
         seg = Segment.create_shared(name, size, nr_cpus, max_caches)
@@ -325,6 +338,7 @@ class Memory:
                            else CORE_PURE)
             mem = cls.__new__(cls)
             mem._slab_debug = debug_rules
+            mem._hardening = hardening
             mem._setup(seg, bool(checks), slub, cpu_policy)
             mem._creator = True
             mem._kmalloc_caches()                    # every process sees the same ones
@@ -337,15 +351,20 @@ class Memory:
 
     @classmethod
     def attach(cls, name: str, *, cpu_policy: str = "thread", timeout: float = 5.0,
-               slab_debug: str | None = None) -> Memory:
+               slab_debug: str | None = None, freelist_hardened: bool = False,
+               freelist_random: bool = False, freeptr: str = "start",
+               random_seed: int | None = None) -> Memory:
         """Map the shared arena ``name`` made by ``create_shared`` (in any process).  Its
-        size, cpus, generation and checks come from its header.  FileNotFoundError when there
+        size, cpus, generation and checks come from its header; ``slab_debug`` and the
+        hardening options apply to the caches this process creates (each cache's own are in
+        the arena).  FileNotFoundError when there
         is none; ValueError when it is not a pyslub arena, has another layout version, was
         made by the other core (compiled vs uncompiled) or is still being created after
         ``timeout`` seconds."""
         if cpu_policy not in CPU_POLICIES:
             raise ValueError(f"cpu_policy {cpu_policy!r}: choose one of {CPU_POLICIES}")
         debug_rules = _debug_rules(slab_debug)         # for the caches this process creates
+        hardening = hardening_options(freelist_hardened, freelist_random, freeptr, random_seed)
         seg = Segment.attach(name)
         try:
             gen, core = seg.config()
@@ -361,6 +380,7 @@ class Memory:
             slub = next(k for k, v in SLUB_GENERATIONS.items() if v == gen)
             mem = cls.__new__(cls)
             mem._slab_debug = debug_rules
+            mem._hardening = hardening
             mem._setup(seg, bool(seg.flags() & MEM_CHECKS), slub, cpu_policy)
         except BaseException:
             seg.close()
@@ -550,8 +570,12 @@ class Memory:
     # ---- caches ------------------------------------------------------------------------------
 
     def create_cache(self, name: str, object_size: int, align: int = 0, flags: int = 0, *,
-                     sheaf_capacity: int | None = None) -> Cache:
-        """kmem_cache_create(): a cache sized by the kernel's formulas for ``nr_cpus``."""
+                     sheaf_capacity: int | None = None, freelist_hardened: bool | None = None,
+                     freelist_random: bool | None = None,
+                     freeptr: str | None = None) -> Cache:
+        """kmem_cache_create(): a cache sized by the kernel's formulas for ``nr_cpus``.
+        The hardening options (None: the Memory's) are described on Memory."""
+        hardening = override(self._hardening, freelist_hardened, freelist_random, freeptr)
         if not isinstance(name, str) or not name:
             raise ValueError("cache name must be a non-empty str")
         if name.startswith("kmalloc-"):
@@ -564,26 +588,30 @@ class Memory:
             if self._gen == GEN_V44:
                 raise ValueError("sheaf_capacity: percpu sheaves came with SLUB 6.18; create "
                                  "the Memory with slub='6.18' (opt-in) or '7.0'")
-        return self._create_cache(name, object_size, align, flags, -1, sheaf_capacity or 0)
+        return self._create_cache(name, object_size, align, flags, -1, sheaf_capacity or 0,
+                                  hardening)
 
     def _create_cache(self, name: str, object_size: int, align: int, flags: int,
-                      kmalloc_index: int, sheaf_capacity: int = 0) -> Cache:
+                      kmalloc_index: int, sheaf_capacity: int = 0,
+                      hardening: Hardening | None = None) -> Cache:
         """create_cache() and the kmalloc caches' creation: Python code under the registry
         lock, so a hook of the same thread creating a cache meanwhile is refused (_registry),
         never left waiting for a lock its own thread holds."""
+        hardening = hardening or self._hardening
         if kmalloc_index >= 0:                     # _kmalloc_caches() made it exclusive
             return self._create_cache_locked(name, object_size, align, flags, kmalloc_index,
-                                             sheaf_capacity)
+                                             sheaf_capacity, hardening)
         with self._registry("create_cache()"):
             return self._create_cache_locked(name, object_size, align, flags, kmalloc_index,
-                                             sheaf_capacity)
+                                             sheaf_capacity, hardening)
 
     def _create_cache_locked(self, name: str, object_size: int, align: int, flags: int,
-                             kmalloc_index: int, sheaf_capacity: int) -> Cache:
+                             kmalloc_index: int, sheaf_capacity: int,
+                             hardening: Hardening) -> Cache:
         if isinstance(flags, int) and isinstance(object_size, int):
             flags = _debug.cache_flags(self._slab_debug, name, object_size, align, flags,
                                        self.nr_cpus)
-        geometry = cache_geometry(object_size, align, flags, self.nr_cpus)
+        geometry = cache_geometry(object_size, align, flags, self.nr_cpus, hardening.flags)
         debug = bool(geometry.flags & SLAB_DEBUG_FLAGS)
         if self._gen == GEN_V70:                   # every cache; cpu partial lists are gone
             cap = calculate_sheaf_capacity(geometry.size, geometry.flags, sheaf_capacity)
@@ -592,7 +620,8 @@ class Memory:
             cap = 0 if debug else sheaf_capacity
         with self._lock:
             cid = _slab.create_descriptor(self._seg, name, geometry, self._gen, cap,
-                                          kmalloc_index)
+                                          kmalloc_index,
+                                          cache_secrets(hardening.random_seed, name))
             cache = self._cache_class(self._seg, cid, self._bind)
             if cap:
                 init_cpu_sheaves(cache)

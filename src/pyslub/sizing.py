@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyslub._layout import (
+    FREEPTR_MIDDLE,
     MAX_OBJS_PER_PAGE,
     MAX_ORDER,
     OBJECT_POISON,
@@ -142,7 +143,10 @@ def kmem_cache_debug(flags: int) -> bool:
 
 
 def calculate_sizes(object_size: int, align: int, flags: int, nr_cpus: int) -> Geometry:
-    """mm/slub.c calculate_sizes() + kmem_cache_open() tunables, v4.4 (spec §7.2, §7.4)."""
+    """mm/slub.c calculate_sizes() + kmem_cache_open() tunables, v4.4 (spec §7.2, §7.4).
+
+    FREEPTR_MIDDLE in ``flags``: the free pointer placement of v5.7+ (3202fa62fb43) -- where
+    v4.4 uses the object's first word, the word at ``ALIGN_DOWN(object_size / 2, 8)``."""
     size = align_up(object_size, SIZEOF_VOID_P)
     if flags & SLAB_POISON:            # no ctor and no SLAB_DESTROY_BY_RCU in pyslub
         flags |= OBJECT_POISON
@@ -153,6 +157,8 @@ def calculate_sizes(object_size: int, align: int, flags: int, nr_cpus: int) -> G
     if flags & SLAB_POISON:            # the free pointer may not overwrite the poisoned object
         offset = size
         size += SIZEOF_VOID_P
+    elif flags & FREEPTR_MIDDLE:       # away from the edges small overflows reach
+        offset = (object_size // 2) & ~(SIZEOF_VOID_P - 1)
     if flags & SLAB_STORE_USER:
         size += 2 * SIZEOF_TRACK
     if flags & SLAB_RED_ZONE:
@@ -201,8 +207,10 @@ def calculate_sheaf_capacity(size: int, flags: int, requested: int = 0) -> int:
     return max(cap, requested)
 
 
-def cache_geometry(object_size: int, align: int, flags: int, nr_cpus: int) -> Geometry:
-    """Check the arguments of create_cache() and size the cache; ValueError names what is wrong."""
+def cache_geometry(object_size: int, align: int, flags: int, nr_cpus: int,
+                   hardening_flags: int = 0) -> Geometry:
+    """Check the arguments of create_cache() and size the cache; ValueError names what is wrong.
+    ``hardening_flags``: pyslub.hardening's bits (not user flags: checked there)."""
     for what, value in (("object_size", object_size), ("align", align), ("flags", flags)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{what} must be an int, got {type(value).__name__}")
@@ -214,4 +222,4 @@ def cache_geometry(object_size: int, align: int, flags: int, nr_cpus: int) -> Ge
     if align < 0 or (align & (align - 1)) or align > PAGE_SIZE:
         raise ValueError(f"align {align} must be 0 or a power of two <= {PAGE_SIZE}")
     align = calculate_alignment(flags, align, object_size)
-    return calculate_sizes(object_size, align, flags, nr_cpus)
+    return calculate_sizes(object_size, align, flags | hardening_flags, nr_cpus)

@@ -4,7 +4,7 @@ from pyslub._layout cimport *
 from pyslub._prim cimport (cmpxchg_double, this_cpu_cmpxchg_double,
                            membarrier, cmpxchg, fetch_add,
                            load_acquire, store_release, cpu_relax, barrier, mutex_lock,
-                           mutex_unlock, spin_lock, spin_unlock, gettid)
+                           mutex_unlock, spin_lock, spin_unlock, gettid, swab, mix64)
 from pyslub.page_alloc cimport Segment
 
 cdef class KmemCache:
@@ -44,6 +44,12 @@ cdef class KmemCache:
     cdef readonly bint bias           # biased cpu records (membarrier available, compiled)
     cdef readonly bint robust         # shared segment: claims name their owner, and a waiter
                                       # takes over (and repairs) what a dead process held
+    # --- hardening (pyslub.hardening; kernel build options, per cache here) --------------------
+    cdef readonly bint hardened       # CONFIG_SLAB_FREELIST_HARDENED: encoded free pointers
+    cdef i64 random                   # s->random: their XOR key (never readable from Python)
+    cdef readonly bint freelist_random  # CONFIG_SLAB_FREELIST_RANDOM: shuffled new slabs
+    cdef i64 random_seed              # random_seq's seed, and of the shuffle start positions
+    cdef i64[::1] random_seq          # s->random_seq: a permutation of slot byte offsets
     # --- observation (process-local) -----------------------------------------------------------
     cdef i64 observe                  # EV_* mask of events recorded into ring
     cdef object recorders             # record_frees() collectors (list), drained after each op
@@ -53,6 +59,8 @@ cdef class KmemCache:
 
     # freelist words
     cdef i64 freepointer_corrupt(self, i64 obj, i64 fp, i64 page) noexcept nogil
+    cdef void naive_double_free(self, i64 obj) noexcept nogil
+    cdef i64 shuffle_freelist(self, i64 start, i64 objects) noexcept nogil
     cdef void emit(self, i64 kind, i64 a, i64 b, i64 c, i64 d) noexcept nogil
     cpdef drain(self)
     cpdef lost_records(self, i64 lost)
@@ -124,12 +132,25 @@ cdef enum:
 # Tiny helpers with the kernel's names, inline in every module that cimports this file.
 # slab.py defines their plain-Python twins.
 
+cdef inline i64 freelist_ptr(KmemCache s, i64 ptr, i64 ptr_addr) noexcept nogil:
+    """freelist_ptr_encode() / _decode() of a hardened cache: the same XOR both ways."""
+    return ptr ^ s.random ^ swab(ptr_addr)
+
 cdef inline i64 get_freepointer(KmemCache s, i64 obj) noexcept nogil:
-    """The free pointer stored inside a free object."""
-    return s.words[(obj + s.offset) >> 3]
+    """The free pointer stored inside a free object (decoded when the cache is hardened)."""
+    cdef i64 a = obj + s.offset
+    if s.hardened:
+        return freelist_ptr(s, s.words[a >> 3], a)
+    return s.words[a >> 3]
 
 cdef inline void set_freepointer(KmemCache s, i64 obj, i64 fp) noexcept nogil:
-    s.words[(obj + s.offset) >> 3] = fp
+    cdef i64 a = obj + s.offset
+    if s.hardened:
+        if obj == fp:                  # BUG_ON(object == fp): naive double-free detection
+            s.naive_double_free(obj)   # (reported; the self-loop is not written)
+            return
+        fp = freelist_ptr(s, fp, a)
+    s.words[a >> 3] = fp
 
 cdef inline i64 obj_to_index(KmemCache s, i64 off) noexcept nogil:
     """Slot index of byte offset ``off`` in a slab, rounded: exact when ``off`` is a slot start
@@ -149,7 +170,7 @@ cdef inline i64 get_freepointer_safe(KmemCache s, i64 obj, i64 page) noexcept no
 
     pyslub deviation: the kernel trusts object memory; we must never leave the arena.
     """
-    cdef i64 fp = s.words[(obj + s.offset) >> 3]
+    cdef i64 fp = get_freepointer(s, obj)
     if bad_freepointer(s, fp, page << PAGE_SHIFT, page_objects(s, page) * s.size):
         return s.freepointer_corrupt(obj, fp, page)
     return fp
@@ -365,6 +386,12 @@ cdef inline i64 cpu_partial_of(KmemCache s) noexcept nogil:
 cdef inline void inc_slabs_node(KmemCache s, i64 objects) noexcept nogil:
     fetch_add(&s.desc[s.d + N_NR_SLABS], 1)
     fetch_add(&s.desc[s.d + N_TOTAL_OBJECTS], objects)
+
+cdef inline i64 shuffle_start(KmemCache s, i64 count) noexcept nogil:
+    """shuffle_freelist()'s start position: get_random_u32_below(count), drawn from the cache's
+    stream (D_SHUFFLE_POS counts the draws, so a fixed random_seed repeats them)."""
+    cdef i64 n = fetch_add(&s.desc[s.d + D_SHUFFLE_POS], 1)
+    return (mix64(s.random_seed + n) & 0x7FFFFFFF) % count
 
 cdef inline void dec_slabs_node(KmemCache s, i64 objects) noexcept nogil:
     fetch_add(&s.desc[s.d + N_NR_SLABS], -1)

@@ -101,6 +101,14 @@ Deviations from the kernel (each also noted where it happens)
   validate() only.  U tracks and T traces are not recorded yet.
 * pyslub counts six extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
   local_lock, barn_lock, bias_revoke).
+* CONFIG_SLAB_FREELIST_HARDENED, CONFIG_SLAB_FREELIST_RANDOM and the v5.7 free pointer
+  placement are per cache (pyslub.hardening), not build options.  Every free pointer access
+  goes through get_freepointer / set_freepointer (which test ``s.hardened``).  Where the
+  kernel's ``BUG_ON(object == fp)`` would stop the machine, set_freepointer reports it and
+  leaves the word alone, and the free path that called it returns with nothing freed (a
+  duplicate inside one bulk array is dropped); the public call raises SlabError.  The
+  address term of the XOR is the arena offset of the stored word, the same in every process
+  of a shared arena.
 """
 
 import threading
@@ -134,9 +142,11 @@ else:
         load_acquire,
         membarrier,
         membarrier_init,
+        mix64,
         mutex_lock,
         mutex_unlock,
         store_release,
+        swab,
         this_cpu_cmpxchg_double,
         tls_cpu,
         tls_seat,
@@ -187,11 +197,23 @@ else:
     def arena_mem(s):
         return s.seg.arena
 
+    def freelist_ptr(s, ptr, ptr_addr):
+        return ptr ^ s.random ^ swab(ptr_addr)
+
     def get_freepointer(s, obj):
-        return s.words[(obj + s.offset) >> 3]
+        a = obj + s.offset
+        if s.hardened:
+            return freelist_ptr(s, s.words[a >> 3], a)
+        return s.words[a >> 3]
 
     def set_freepointer(s, obj, fp):
-        s.words[(obj + s.offset) >> 3] = fp
+        a = obj + s.offset
+        if s.hardened:
+            if obj == fp:
+                s.naive_double_free(obj)
+                return
+            fp = freelist_ptr(s, fp, a)
+        s.words[a >> 3] = fp
 
     def obj_to_index(s, off):
         return (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
@@ -204,7 +226,7 @@ else:
         return (s.pm[page * PM_STRIDE + PM_COUNTERS] >> OBJECTS_SHIFT) & OBJECTS_MASK
 
     def get_freepointer_safe(s, obj, page):
-        fp = s.words[(obj + s.offset) >> 3]
+        fp = get_freepointer(s, obj)
         if bad_freepointer(s, fp, page << PAGE_SHIFT, page_objects(s, page) * s.size):
             return s.freepointer_corrupt(obj, fp, page)
         return fp
@@ -301,6 +323,10 @@ else:
         fetch_add(s.desc, s.d + N_NR_SLABS, 1)
         fetch_add(s.desc, s.d + N_TOTAL_OBJECTS, objects)
 
+    def shuffle_start(s, count):
+        n = fetch_add(s.desc, s.d + D_SHUFFLE_POS, 1)
+        return (mix64(s.random_seed + n) & 0x7FFFFFFF) % count
+
     def dec_slabs_node(s, objects):
         fetch_add(s.desc, s.d + N_NR_SLABS, -1)
         fetch_add(s.desc, s.d + N_TOTAL_OBJECTS, -objects)
@@ -312,6 +338,7 @@ else:
         st = s.stats_base + (cpu * (NR_SEATS + 1) + seat) * NR_STATS
         return -st if seat == SHARED_SEAT else st
 
+from pyslub.hardening import random_seq  # noqa: E402
 from pyslub.sizing import reciprocal_value  # noqa: E402
 
 # Biased cpu records need membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED); without it (an old
@@ -377,6 +404,10 @@ def report_text(name, code, a, b, c):
                 f"at {b:#x} not freed")
     if code == REP_BULK_COUNT:
         return f"BUG {name}: Bulk freelist count({a}) invalid({b}) (slab {page_addr(c):#x})"
+    if code == REP_NAIVE_DOUBLE_FREE:
+        return (f"kernel BUG at mm/slub.c:set_freepointer()! {name}: object {a:#x} would point "
+                f"to itself (naive double free or corruption, CONFIG_SLAB_FREELIST_HARDENED); "
+                f"FIX {name}: Object at {a:#x} not freed")
     if code == REP_ALLOC_CHECK:
         return (f"BUG {name}: Freelist Pointer check fails: object {a:#x} in slab "
                 f"{page_addr(c):#x}; FIX {name}: Marking all objects used")
@@ -393,7 +424,8 @@ def report_records(name, code, a, b, c):
     return [report_text(name, code, a, b, c)]
 
 
-def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc_index):
+def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc_index,
+                      secrets=(0, 0)):
     """kmem_cache_create()'s bookkeeping: a new descriptor (id), its cpu records and counters,
     under the registry lock.  ValueError for a name in use; MemoryError when the descriptor
     table or the metadata region is full."""
@@ -438,6 +470,7 @@ def create_descriptor(seg: Segment, name, geometry, gen, sheaf_capacity, kmalloc
             D_SHEAF_CAPACITY: sheaf_capacity, D_CPU_OFF: cpu_off, D_STATS_OFF: stats_off,
             D_KMALLOC: kmalloc_index, D_MIN_PARTIAL: g.min_partial,
             D_CPU_PARTIAL: g.cpu_partial, D_FB_STRATEGY: FB_LOOKAHEAD, D_LOOKAHEAD: 3,
+            D_RANDOM: secrets[0], D_RANDOM_SEED: secrets[1],
         }
         for k, v in values.items():
             seg.desc[d + k] = v
@@ -708,6 +741,13 @@ class KmemCache:
         self.min_objects = self.desc[d + D_MIN_OBJECTS]
         self.sheaf_capacity = self.desc[d + D_SHEAF_CAPACITY]
         self.reciprocal_size = reciprocal_value(self.size)
+        self.hardened = bool(self.flags & FREELIST_HARDENED)
+        self.random = self.desc[d + D_RANDOM] if self.hardened else 0
+        self.freelist_random = bool(self.flags & FREELIST_RANDOM)
+        seed: i64 = self.desc[d + D_RANDOM_SEED]
+        self.random_seed = mix64(seed)              # the start positions' stream
+        self.random_seq = memoryview(random_seq(seed, self.objects if self.freelist_random
+                                                else 0, self.size))
         self.arena_bytes = seg.arena_bytes
         self.nr_cpus = seg.nr_cpus
         self.tid_step = seg.hdr[H_TID_STEP]
@@ -804,6 +844,40 @@ class KmemCache:
         self.emit(EV_REPORT, REP_FP_CORRUPT, obj, fp, page)
         return 0
 
+    def naive_double_free(self, obj):
+        """set_freepointer() of a hardened cache found ``object == fp``: the kernel BUG()s
+        here; pyslub reports it and leaves the word as it was (the caller's path decides)."""
+        self.emit(EV_REPORT, REP_NAIVE_DOUBLE_FREE, obj, 0, virt_to_head_page(self, obj))
+
+    def shuffle_freelist(self, start, objects):
+        """shuffle_freelist(): link the ``objects`` slots of the new slab at ``start`` in
+        random_seq order from a random position (next_freelist_entry() skips the offsets a
+        smaller fallback slab does not have); its first object (the new page.freelist)."""
+        count: i64 = self.random_seq.shape[0]
+        limit: i64 = objects * self.size
+        pos: i64 = shuffle_start(self, count)
+        idx: i64
+        first: i64 = 0
+        cur: i64 = 0
+        k: i64
+        for k in range(objects):  # noqa: B007 (typed C loop counter)
+            idx = self.random_seq[pos]
+            pos += 1
+            if pos >= count:
+                pos = 0
+            while idx >= limit:
+                idx = self.random_seq[pos]
+                pos += 1
+                if pos >= count:
+                    pos = 0
+            if cur:
+                set_freepointer(self, cur, start + idx)
+            else:
+                first = start + idx
+            cur = start + idx
+        set_freepointer(self, cur, 0)
+        return first
+
     # =========================================================================================
     # Node lists (list_lock held)
     # =========================================================================================
@@ -886,7 +960,8 @@ class KmemCache:
     # =========================================================================================
 
     def new_slab(self, st):
-        """allocate_slab(): a frozen slab, all objects "in use", freelist in address order."""
+        """allocate_slab(): a frozen slab, all objects "in use", freelist in address order
+        (shuffled with CONFIG_SLAB_FREELIST_RANDOM)."""
         order: cython.int = self.order
         page: i64 = self.seg.alloc_pages(order)
         if page == 0:
@@ -902,19 +977,25 @@ class KmemCache:
         if self.flags & SLAB_POISON:                # whole slab POISON_INUSE, then objects
             for i in range((PAGE_SIZE << order) >> 3):
                 self.words[(start >> 3) + i] = 0x5A5A5A5A5A5A5A5A
+        freelist: i64 = start
         p: i64 = start
-        for i in range(objects - 1):  # noqa: B007 (typed C loop counter)
-            set_freepointer(self, p, p + self.size)
+        if self.freelist_random and objects > 1:
+            freelist = self.shuffle_freelist(start, objects)
+            for i in range(objects):
+                self.state[(start >> 3) + i * (self.size >> 3)] = OBJ_FREE
+        else:                                       # address order
+            for i in range(objects - 1):  # noqa: B007 (typed C loop counter)
+                set_freepointer(self, p, p + self.size)
+                self.state[p >> 3] = OBJ_FREE
+                p += self.size
+            set_freepointer(self, p, 0)
             self.state[p >> 3] = OBJ_FREE
-            p += self.size
-        set_freepointer(self, p, 0)
-        self.state[p >> 3] = OBJ_FREE
         if (self.flags & (SLAB_STORE_USER | SLAB_RED_ZONE | OBJECT_POISON)
                 and self.gen != GEN_V70):           # (7.0: pointer checks only, so far)
             for i in range(objects):                # setup_object_debug(): init_object()
                 init_object(arena_mem(self), start + i * self.size, self.object_size,
                             self.inuse, self.flags, SLUB_RED_INACTIVE)
-        self.pm[r + PM_FREELIST] = start
+        self.pm[r + PM_FREELIST] = freelist
         self.pm[r + PM_COUNTERS] = objects | (objects << OBJECTS_SHIFT) | FROZEN_BIT
         self.pm[r + PM_SLAB_CACHE] = self.id
         self.pm[r + PM_FLAGS] |= PG_SLAB            # last: the slab is now a slab of ours
@@ -953,7 +1034,7 @@ class KmemCache:
             obj = self.meta[c + C_FREELIST]
             page = self.meta[c + C_PAGE]
             if obj:
-                nxt = self.words[(obj + self.offset) >> 3]
+                nxt = get_freepointer(self, obj)
                 if not (bad_freepointer(self, nxt, page << PAGE_SHIFT,
                                         page_objects(self, page) * self.size)
                         or (self.checks and self.state[obj >> 3] != OBJ_FREE)):
@@ -990,7 +1071,7 @@ class KmemCache:
             # obj is an object of c.page (core invariant), but another thread of this cpu may
             # have taken it meanwhile and be writing into it: check what we read before
             # installing it, and leave anything doubtful to the claimed slow path
-            nxt = self.words[(obj + self.offset) >> 3]
+            nxt = get_freepointer(self, obj)
             if (bad_freepointer(self, nxt, page << PAGE_SHIFT,
                                 page_objects(self, page) * self.size)
                     or (self.checks and self.state[obj >> 3] != OBJ_FREE)):
@@ -1368,6 +1449,9 @@ class KmemCache:
                 fl = self.meta[c + C_FREELIST]
                 tid = self.meta[c + C_TID]
                 set_freepointer(self, tail_obj, fl)
+                if tail_obj == fl and self.hardened:    # BUG_ON fired: nothing freed
+                    bias_exit(self, c)
+                    return
                 this_cpu_write_owned(self, st, c, head, next_tid(self, tid))
                 bias_exit(self, c)
                 stat(self, st, FREE_FASTPATH)
@@ -1390,6 +1474,8 @@ class KmemCache:
             if page == self.meta[c + C_PAGE]:
                 fl = self.meta[c + C_FREELIST]
                 set_freepointer(self, tail_obj, fl)
+                if tail_obj == fl and self.hardened:    # BUG_ON fired: nothing freed
+                    return
                 if this_cpu_cmpxchg(self, st, c, fl, tid, head, next_tid(self, tid)):
                     stat(self, st, FREE_FASTPATH)   # once per call, not per object (v4.4)
                     return
@@ -1430,6 +1516,8 @@ class KmemCache:
             prior = self.pm[r + PM_FREELIST]
             counters = self.pm[r + PM_COUNTERS]
             set_freepointer(self, tail, prior)
+            if tail == prior and self.hardened:     # its BUG_ON fired (reported): nothing
+                return                              # changed, the objects are not freed
             was_frozen = counters & FROZEN_BIT
             inuse = ((counters & INUSE_MASK) - cnt) & INUSE_MASK   # wraps on a double free
             new = (counters & ~INUSE_MASK) | inuse
@@ -1836,6 +1924,8 @@ class KmemCache:
             prior = self.pm[r + PM_FREELIST]
             counters = self.pm[r + PM_COUNTERS]
             set_freepointer(self, tail, prior)
+            if tail == prior and self.hardened:     # its BUG_ON fired: nothing freed
+                return
             inuse = ((counters & INUSE_MASK) - cnt) & INUSE_MASK
             if inuse == 0 or prior == 0:            # a list change may be needed
                 locked = True

@@ -49,7 +49,7 @@ def _walk(cache: Any, v: dict, page: int, head: int, what: str,
     objs: list[int] = []
     seen: set[int] = set()
     obj = head
-    pm, words = v["pm"], v["words"]
+    pm = v["pm"]
     limit = (PAGE_SIZE << ((pm[page * PM_STRIDE + PM_FLAGS] >> ORDER_SHIFT) & ORDER_MASK)) \
         // cache.size
     while obj:
@@ -62,7 +62,7 @@ def _walk(cache: Any, v: dict, page: int, head: int, what: str,
             break
         seen.add(obj)
         objs.append(obj)
-        obj = words[(obj + cache.offset) >> 3]
+        obj = cache.freepointer(obj)
     return objs
 
 

@@ -105,6 +105,23 @@ def _strategies(text: str) -> list[str]:
     return names
 
 
+HARDENING_LABELS = {"hardened": "CONFIG_SLAB_FREELIST_HARDENED",
+                    "random": "CONFIG_SLAB_FREELIST_RANDOM", "middle": "free pointer mid-object"}
+
+
+def _hardening(text: str) -> list[str]:
+    from pyslub.bench.suite import HARDENING
+    if text == "all":
+        return list(HARDENING)
+    names = [t for t in text.replace(",", " ").split() if t]
+    bad = [n for n in names if n not in HARDENING]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown hardening {', '.join(bad) or repr(text)}; choose from "
+            f"{', '.join(HARDENING)} or 'all'")
+    return names
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the ``pyslub`` command's subparsers."""
     strategies = ", ".join(FREE_BULK_STRATEGIES)
@@ -128,6 +145,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     b.add_argument("--sheaf-capacity", type=_positive, default=None, metavar="N",
                    help="sheaves of N objects: opts 6.18 caches in (implies --slub 6.18), a "
                    "minimum for 7.0's computed capacity")
+    b.add_argument("--hardening", type=_hardening, default=[], metavar="LIST",
+                   help="kernel hardening of the caches, comma separated, or 'all': hardened "
+                   "(CONFIG_SLAB_FREELIST_HARDENED), random (CONFIG_SLAB_FREELIST_RANDOM), "
+                   "middle (the v5.7 free pointer placement)")
     b.add_argument("--driver", default="native", choices=DRIVER_CHOICES,
                    help="native: timed loop compiled, calling the core at C level; python: "
                    "timed loop in Python over the public API (default: native)")
@@ -262,6 +283,7 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
                 object_size=args.object_size, nr_cpus=args.cpus, keep_cache=args.keep_cache,
                 prefill=args.prefill, nmatch=args.nmatch, repeat=rounds,
                 slub=getattr(args, "slub", "4.4"), sheaf_capacity=args.sheaf_capacity,
+                hardening=tuple(args.hardening),
                 **({"bulk_sizes": tuple(args.bulk_sizes)} if args.bulk_sizes else {}))
     try:
         if fragment[0]:
@@ -574,6 +596,8 @@ def _header(out: Out, plan: Plan, args: argparse.Namespace) -> None:
             tail = f"cpu_partial {g.cpu_partial}" + (f" (SLUB {slub})" if slub != "4.4" else "")
         out.line(f"  size {g.size}, order {g.order}, {g.objects} objs/slab, min_partial "
                  f"{g.min_partial}, {tail}")
+        if cfg.hardening:
+            out.line("  hardening: " + ", ".join(HARDENING_LABELS[h] for h in cfg.hardening))
     if plan.tests:
         b0 = plan.blocks[0]
         loops = " / ".join(f"{_fmt_int(b0.config.loops_for(b0.test, d))}" for d in plan.drivers)

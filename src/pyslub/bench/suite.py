@@ -84,6 +84,16 @@ def default_loops(test: str, driver: str) -> int:
     return DEFAULT_LOOPS[(test, driver)]
 
 
+HARDENING = ("hardened", "random", "middle")      # --hardening names
+
+
+def hardening_kwargs(names: Sequence[str]) -> dict[str, Any]:
+    """Memory() keywords of --hardening names: CONFIG_SLAB_FREELIST_HARDENED ("hardened"),
+    CONFIG_SLAB_FREELIST_RANDOM ("random"), the v5.7 free pointer placement ("middle")."""
+    return {"freelist_hardened": "hardened" in names, "freelist_random": "random" in names,
+            "freeptr": "middle" if "middle" in names else "start"}
+
+
 @dataclass
 class BenchConfig:
     """What to run.  ``None`` means the per-test default (see the module constants)."""
@@ -104,6 +114,7 @@ class BenchConfig:
     kinds: Sequence[str] | None = None              # measurement kinds to plan (None: all)
     slub: str = "4.4"                               # the SLUB generation of the caches
     sheaf_capacity: int | None = None               # 6.18: opt in; 7.0: a minimum
+    hardening: Sequence[str] = ()                   # of HARDENING: pyslub.hardening options
 
     def __post_init__(self) -> None:
         bad = [s for s in self.strategies if s not in FREE_BULK_STRATEGIES]
@@ -122,6 +133,8 @@ class BenchConfig:
             raise ValueError(f"slub {self.slub!r}: choose 4.4, 6.18 or 7.0")
         if self.sheaf_capacity is not None and self.slub == "4.4":
             raise ValueError("sheaf_capacity needs slub 6.18 or 7.0")
+        if set(self.hardening) - set(HARDENING):
+            raise ValueError(f"hardening: choose from {HARDENING}, got {list(self.hardening)}")
         if self.kinds is not None and (not self.kinds or set(self.kinds) - set(KINDS)):
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
 
@@ -308,7 +321,7 @@ class Runner:
         self.printer = printer
         self.clock = bench_clock()
         self.mem = Memory(size=config.arena_for(), nr_cpus=config.nr_cpus, checks=False,
-                          slub=config.slub)
+                          slub=config.slub, **hardening_kwargs(config.hardening))
         self.measurements: list[Measurement] = []
         self._shared: dict[tuple[str, int, int], Any] = {}   # keep_cache: (test, round, pass)
 
