@@ -142,8 +142,7 @@ def df_start(s: KmemCache, df: cython.pointer(DetachedFreelist), obj: i64) -> cy
 @cython.exceptval(check=False)
 def df_push(s: KmemCache, df: cython.pointer(DetachedFreelist), obj: i64) -> cython.void:
     """Push ``obj`` on the head of the list (unsynchronised: the caller owns the object)."""
-    set_freepointer(s, obj, df[0].freelist)
-    if obj == df[0].freelist and s.hardened:   # its BUG_ON fired: the duplicate is dropped
+    if set_freepointer(s, obj, df[0].freelist):   # its BUG_ON fired: the duplicate is dropped
         return
     df[0].freelist = obj
     df[0].cnt += 1
@@ -158,8 +157,7 @@ def cpu_freelist_push(s: KmemCache, c: i64, head: i64, tail: i64, cnt: i64) -> c
     2/3, 3/3)."""
     if s.observe & EV_MASK_RECORD:
         s.record(s.meta[c + C_PAGE], head, cnt, True)
-    set_freepointer(s, tail, s.meta[c + C_FREELIST])
-    if tail == s.meta[c + C_FREELIST] and s.hardened:  # its BUG_ON fired: nothing freed
+    if set_freepointer(s, tail, s.meta[c + C_FREELIST]):  # its BUG_ON fired: nothing freed
         return
     s.meta[c + C_FREELIST] = head
 
@@ -333,10 +331,9 @@ def build_detached_freelist(s: KmemCache, size: i64, p: cython.p_longlong,
         if obj == 0:
             continue                       # already consumed
         if virt_to_head_page(s, obj) == page:
-            set_freepointer(s, obj, head)  # push at the head
             p[size] = 0
-            if obj == head and s.hardened:  # its BUG_ON fired: the duplicate is dropped
-                continue
+            if set_freepointer(s, obj, head):  # push at the head (BUG_ON: the duplicate
+                continue                       # is dropped)
             head = obj
             cnt += 1
             continue

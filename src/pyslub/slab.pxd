@@ -143,14 +143,19 @@ cdef inline i64 get_freepointer(KmemCache s, i64 obj) noexcept nogil:
         return freelist_ptr(s, s.words[a >> 3], a)
     return s.words[a >> 3]
 
-cdef inline void set_freepointer(KmemCache s, i64 obj, i64 fp) noexcept nogil:
+cdef inline bint set_freepointer(KmemCache s, i64 obj, i64 fp) noexcept nogil:
+    """Store ``fp`` in free object ``obj``.  True when a hardened cache's BUG_ON(object ==
+    fp) fired (naive double-free detection): reported, nothing stored; the caller's free
+    path then frees nothing.  (Inlined, the unhardened branch's constant False folds away.)"""
     cdef i64 a = obj + s.offset
     if s.hardened:
-        if obj == fp:                  # BUG_ON(object == fp): naive double-free detection
-            s.naive_double_free(obj)   # (reported; the self-loop is not written)
-            return
-        fp = freelist_ptr(s, fp, a)
+        if obj == fp:
+            s.naive_double_free(obj)
+            return True
+        s.words[a >> 3] = freelist_ptr(s, fp, a)
+        return False
     s.words[a >> 3] = fp
+    return False
 
 cdef inline i64 obj_to_index(KmemCache s, i64 off) noexcept nogil:
     """Slot index of byte offset ``off`` in a slab, rounded: exact when ``off`` is a slot start

@@ -211,9 +211,10 @@ else:
         if s.hardened:
             if obj == fp:
                 s.naive_double_free(obj)
-                return
+                return True
             fp = freelist_ptr(s, fp, a)
         s.words[a >> 3] = fp
+        return False
 
     def obj_to_index(s, off):
         return (off * s.reciprocal_size + RECIPROCAL_HALF) >> RECIPROCAL_SHIFT
@@ -1448,8 +1449,7 @@ class KmemCache:
             if page == self.meta[c + C_PAGE]:
                 fl = self.meta[c + C_FREELIST]
                 tid = self.meta[c + C_TID]
-                set_freepointer(self, tail_obj, fl)
-                if tail_obj == fl and self.hardened:    # BUG_ON fired: nothing freed
+                if set_freepointer(self, tail_obj, fl):  # its BUG_ON fired: nothing freed
                     bias_exit(self, c)
                     return
                 this_cpu_write_owned(self, st, c, head, next_tid(self, tid))
@@ -1473,8 +1473,7 @@ class KmemCache:
                 continue
             if page == self.meta[c + C_PAGE]:
                 fl = self.meta[c + C_FREELIST]
-                set_freepointer(self, tail_obj, fl)
-                if tail_obj == fl and self.hardened:    # BUG_ON fired: nothing freed
+                if set_freepointer(self, tail_obj, fl):  # its BUG_ON fired: nothing freed
                     return
                 if this_cpu_cmpxchg(self, st, c, fl, tid, head, next_tid(self, tid)):
                     stat(self, st, FREE_FASTPATH)   # once per call, not per object (v4.4)
@@ -1515,8 +1514,7 @@ class KmemCache:
                 locked = False
             prior = self.pm[r + PM_FREELIST]
             counters = self.pm[r + PM_COUNTERS]
-            set_freepointer(self, tail, prior)
-            if tail == prior and self.hardened:     # its BUG_ON fired (reported): nothing
+            if set_freepointer(self, tail, prior):  # its BUG_ON fired (reported): nothing
                 return                              # changed, the objects are not freed
             was_frozen = counters & FROZEN_BIT
             inuse = ((counters & INUSE_MASK) - cnt) & INUSE_MASK   # wraps on a double free
@@ -1923,8 +1921,7 @@ class KmemCache:
                 locked = False
             prior = self.pm[r + PM_FREELIST]
             counters = self.pm[r + PM_COUNTERS]
-            set_freepointer(self, tail, prior)
-            if tail == prior and self.hardened:     # its BUG_ON fired: nothing freed
+            if set_freepointer(self, tail, prior):  # its BUG_ON fired: nothing freed
                 return
             inuse = ((counters & INUSE_MASK) - cnt) & INUSE_MASK
             if inuse == 0 or prior == 0:            # a list change may be needed
