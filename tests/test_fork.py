@@ -12,6 +12,11 @@ single objects and bulks below NOGIL_MIN (calls that hold the GIL), with
 ``sys.setswitchinterval(1e-6)`` so that the GIL changes hands inside the at-fork hooks, or
 with bulks above it (calls that release the GIL for the core work).  The child's copy must be
 consistent (``validate() == []``) and usable.  A watchdog ends a deadlocked scenario.
+
+"late hook": a before-fork hook registered before pyslub was imported runs *after* pyslub's
+(CPython runs them in reverse order of registration; logging's ``_acquireLock`` is one) and
+drops the GIL (here a 5 ms sleep), while other threads run GIL-free bulks on a 4.4 and a 6.18
+(sheaves) Memory: the bulks they start in that window must not be inside the core at fork().
 """
 
 from __future__ import annotations
@@ -186,7 +191,93 @@ def _key(scenario: str, mode: str):
 
 @pytest.fixture(scope="module")
 def children():
-    return launch_all([_key(s, m) for s in SCENARIOS for m in MODES], _RESULTS)
+    return launch_all([_key(s, m) for s in SCENARIOS for m in MODES]
+                      + [_late_key(m) for m in MODES], _RESULTS)
+
+
+LATE_HOOK = r'''
+import faulthandler, json, os, sys, threading, time
+faulthandler.dump_traceback_later(60, exit=True)           # a deadlock: status 1 and stacks
+window = []                                                # busy bulks done inside the hook
+
+
+def late_hook():
+    """Runs after pyslub's before-fork hook and drops the GIL, as logging's may."""
+    n = done[0]
+    time.sleep(0.005)
+    window.append(done[0] - n)
+
+
+done = [0]
+os.register_at_fork(before=late_hook)                      # before pyslub: runs after its hook
+import numpy as np
+import pyslub
+from pyslub.cache import nogil_min
+
+COMPILED = pyslub.COMPILED
+FORKS = 20 if COMPILED else 4
+BULK = 4 * nogil_min()                                     # GIL-free bulks (compiled)
+HELD = 300
+m44 = pyslub.Memory(size=64 << 20, nr_cpus=2)
+m618 = pyslub.Memory(size=64 << 20, nr_cpus=2, slub="6.18")
+c44 = m44.create_cache("c44", 64)
+c618 = m618.create_cache("c618", 64, sheaf_capacity=32)
+held = c44.alloc_many(HELD)                                # live in the parent throughout
+stop = threading.Event()
+
+
+def busy(mem, c):
+    with mem.on_cpu(1):
+        p = np.zeros(BULK, dtype=np.uint64)
+        while not stop.is_set():
+            c.alloc_bulk(p)
+            c.free_bulk(p)
+            done[0] += 1
+
+
+def child():
+    """The copy: consistent, and c44 holds the parent's objects plus 0 or BULK of the busy
+    thread's (between two of its operations, never inside one)."""
+    return {"v44": c44.validate()[:3], "v618": c618.validate()[:3],
+            "live44": c44.live_objects()}
+
+
+ts = [threading.Thread(target=busy, args=mc) for mc in ((m44, c44), (m618, c618))]
+for t in ts:
+    t.start()
+children = []
+for _ in range(FORKS):
+    time.sleep(0.001)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            msg = json.dumps(child())
+        except BaseException as e:                # noqa: BLE001 (reported to the parent)
+            msg = json.dumps({"error": f"{type(e).__name__}: {e}"})
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while b := os.read(r, 1 << 16):
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    ch = json.loads(b"".join(chunks) or b"{}")
+    ch["status"] = status
+    children.append(ch)
+stop.set()
+for t in ts:
+    t.join()
+print(json.dumps({"compiled": COMPILED, "children": children, "window": window,
+                  "held": HELD, "bulk": BULK, "done": done[0],
+                  "parent": [c44.validate(), c618.validate(), c44.live_objects()]}))
+'''
+
+
+def _late_key(mode: str):
+    return (LATE_HOOK, (), mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -205,3 +296,18 @@ def test_fork_child_has_a_private_consistent_copy(children, scenario, mode):
     assert torn == [], torn[0]                 # fork waited for the GIL-free bulks to end
     for ch in out["children"]:
         assert ch["validate_after"] == [], ch
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fork_waits_for_bulks_started_in_a_later_hook(children, mode):
+    key = _late_key(mode)
+    out = report(children[key], key)
+    held, bulk = out["held"], out["bulk"]
+    assert out["parent"] == [[], [], held]
+    for ch in out["children"]:
+        assert ch["status"] == 0 and "error" not in ch, ch
+        assert (ch["v44"], ch["v618"]) == ([], []), ch        # no bulk was inside the core
+        assert ch["live44"] in (held, held + bulk), ch       # ... nor half done
+    assert len(out["children"]) == len(out["window"])
+    if out["compiled"]:           # the scenario happened: the busy threads ran in the window
+        assert sum(out["window"]) > 0, out["window"]
