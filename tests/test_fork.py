@@ -192,7 +192,7 @@ def _key(scenario: str, mode: str):
 @pytest.fixture(scope="module")
 def children():
     return launch_all([_key(s, m) for s in SCENARIOS for m in MODES]
-                      + [_late_key(m) for m in MODES], _RESULTS)
+                      + [_late_key(m) for m in MODES] + [_bench_key()], _RESULTS)
 
 
 LATE_HOOK = r'''
@@ -275,9 +275,102 @@ print(json.dumps({"compiled": COMPILED, "children": children, "window": window,
                   "parent": [c44.validate(), c618.validate(), c44.live_objects()]}))
 '''
 
+# The native benchmark loops are GIL-free sections too (compiled only: uncompiled they are
+# plain Python).  A single-thread loop (test01's) on cpu 2, and producer/consumer rounds of
+# pyslub.bench._threads on cpus 0 and 1, whose sides enter 2 ms apart (producer first, then
+# consumer first): a fork that comes between them must not wait for a producer that waits for
+# a consumer that waits for the fork, nor the other way round (the watchdog ends a deadlock).
+BENCH_LOOPS = r'''
+import faulthandler, json, os, sys, threading, time
+faulthandler.dump_traceback_later(30, exit=True)
+os.register_at_fork(before=lambda: time.sleep(0.005))      # runs after pyslub's hook
+import numpy as np
+import pyslub
+from pyslub.bench import _native, _threads
+
+FORKS, TOTAL, SLOTS, BATCH = 12, 2000, 8, 32
+mem = pyslub.Memory(size=64 << 20, nr_cpus=3, checks=False)
+cq = mem.create_cache("quick", 64)                          # test01's loop
+cr = mem.create_cache("remote", 64)                         # producer -> consumer
+stop = threading.Event()
+rounds = {"quick": 0, "pairs": 0, "bad": []}
+
+
+def quick():
+    objs = _native.objs_array(64)
+    with mem.on_cpu(2):
+        while not stop.is_set():
+            cnt = _native.bench_bulk_quick_reuse(cq, 50, 64, 0, objs)[0]
+            if cnt != 50 * 64:
+                rounds["bad"].append(("quick", cnt))
+            rounds["quick"] += 1
+
+
+gate = threading.Barrier(2)
+ring = [_threads.Handoff(SLOTS, BATCH)]                     # this round's
+
+
+def side(producer):
+    with mem.on_cpu(0 if producer else 1):
+        k = 0
+        while True:
+            gate.wait()
+            if stop.is_set():
+                return
+            k += 1
+            if k % 2 == producer:           # one side enters first and waits for the other
+                time.sleep(0.002)
+            if producer:
+                n = _threads.produce(ring[0], cr, TOTAL, BATCH, True)[0]
+            else:
+                n = _threads.consume(ring[0], cr, TOTAL, True, 0)[0]
+                rounds["pairs"] += 1
+            if n != TOTAL:
+                rounds["bad"].append(("producer" if producer else "consumer", n))
+            if gate.wait() == 0:
+                ring[0] = _threads.Handoff(SLOTS, BATCH)
+
+
+ts = [threading.Thread(target=quick)] + [threading.Thread(target=side, args=(p,))
+                                        for p in (True, False)]
+for t in ts:
+    t.start()
+children = []
+for _ in range(FORKS):
+    time.sleep(0.002)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        msg = json.dumps({"vq": cq.validate()[:3], "vr": cr.validate()[:3],
+                          "liveq": cq.live_objects(), "liver": cr.live_objects()})
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while b := os.read(r, 1 << 16):
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    ch = json.loads(b"".join(chunks) or b"{}")
+    ch["status"] = status
+    children.append(ch)
+stop.set()
+for t in ts:
+    t.join()
+print(json.dumps({"compiled": pyslub.COMPILED, "children": children, "rounds": rounds,
+                  "in_flight_max": SLOTS * BATCH,
+                  "parent": [cq.validate(), cr.validate(), cq.live_objects(),
+                             cr.live_objects()]}))
+'''
+
 
 def _late_key(mode: str):
     return (LATE_HOOK, (), mode)
+
+
+def _bench_key():
+    return (BENCH_LOOPS, (), "compiled")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -311,3 +404,15 @@ def test_fork_waits_for_bulks_started_in_a_later_hook(children, mode):
     assert len(out["children"]) == len(out["window"])
     if out["compiled"]:           # the scenario happened: the busy threads ran in the window
         assert sum(out["window"]) > 0, out["window"]
+
+
+def test_fork_waits_for_native_benchmark_loops(children):
+    out = report(children[_bench_key()], _bench_key())
+    assert out["parent"] == [[], [], 0, 0]
+    assert out["rounds"]["bad"] == []
+    assert out["rounds"]["quick"] > 0 and out["rounds"]["pairs"] > 0
+    for ch in out["children"]:
+        assert ch["status"] == 0, ch
+        assert (ch["vq"], ch["vr"]) == ([], []), ch       # no loop was inside the core
+        assert ch["liveq"] == 0, ch                       # test01's loop frees all it takes
+        assert 0 <= ch["liver"] <= out["in_flight_max"], ch   # the ring's batches at most
