@@ -16,7 +16,8 @@ consistent (``validate() == []``) and usable.  A watchdog ends a deadlocked scen
 "late hook": a before-fork hook registered before pyslub was imported runs *after* pyslub's
 (CPython runs them in reverse order of registration; logging's ``_acquireLock`` is one) and
 drops the GIL (here a 5 ms sleep), while other threads run GIL-free bulks on a 4.4 and a 6.18
-(sheaves) Memory: the bulks they start in that window must not be inside the core at fork().
+(sheaves) Memory: the bulks they start in that window must not be inside the core at fork(),
+also when two threads fork at once.
 """
 
 from __future__ import annotations
@@ -202,9 +203,10 @@ window = []                                                # busy bulks done ins
 
 
 def late_hook():
-    """Runs after pyslub's before-fork hook and drops the GIL, as logging's may."""
+    """Runs after pyslub's before-fork hook and drops the GIL, as logging's may (longer in
+    the slow forker: the other one's forks begin and end inside its window)."""
     n = done[0]
-    time.sleep(0.005)
+    time.sleep(0.015 if threading.current_thread().name == "slow" else 0.005)
     window.append(done[0] - n)
 
 
@@ -212,7 +214,7 @@ done = [0]
 os.register_at_fork(before=late_hook)                      # before pyslub: runs after its hook
 import numpy as np
 import pyslub
-from pyslub.cache import nogil_min
+from pyslub.cache import fork_state, nogil_min
 
 COMPILED = pyslub.COMPILED
 FORKS = 20 if COMPILED else 4
@@ -239,40 +241,51 @@ def child():
     """The copy: consistent, and c44 holds the parent's objects plus 0 or BULK of the busy
     thread's (between two of its operations, never inside one)."""
     return {"v44": c44.validate()[:3], "v618": c618.validate()[:3],
-            "live44": c44.live_objects()}
+            "live44": c44.live_objects(), "state": fork_state()}
+
+
+def forker(n):
+    for _ in range(n):
+        time.sleep(0.001)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                msg = json.dumps(child())
+            except BaseException as e:            # noqa: BLE001 (reported to the parent)
+                msg = json.dumps({"error": f"{type(e).__name__}: {e}"})
+            os.write(w, msg.encode())
+            os._exit(0)
+        os.close(w)
+        chunks = []
+        while b := os.read(r, 1 << 16):
+            chunks.append(b)
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+        ch = json.loads(b"".join(chunks) or b"{}")
+        ch["status"] = status
+        children.append(ch)
 
 
 ts = [threading.Thread(target=busy, args=mc) for mc in ((m44, c44), (m618, c618))]
 for t in ts:
     t.start()
 children = []
-for _ in range(FORKS):
-    time.sleep(0.001)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            msg = json.dumps(child())
-        except BaseException as e:                # noqa: BLE001 (reported to the parent)
-            msg = json.dumps({"error": f"{type(e).__name__}: {e}"})
-        os.write(w, msg.encode())
-        os._exit(0)
-    os.close(w)
-    chunks = []
-    while b := os.read(r, 1 << 16):
-        chunks.append(b)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    ch = json.loads(b"".join(chunks) or b"{}")
-    ch["status"] = status
-    children.append(ch)
+forker(FORKS // 2)                          # alone, then two threads forking at once: one's
+fs = [threading.Thread(target=forker, args=(FORKS // 4,), name=name)  # after hooks must
+      for name in ("slow", "fast")]                                   # not end the other's
+for t in fs:                                                          # fork
+    t.start()
+for t in fs:
+    t.join()
 stop.set()
 for t in ts:
     t.join()
 print(json.dumps({"compiled": COMPILED, "children": children, "window": window,
                   "held": HELD, "bulk": BULK, "done": done[0],
-                  "parent": [c44.validate(), c618.validate(), c44.live_objects()]}))
+                  "parent": [c44.validate(), c618.validate(), c44.live_objects()],
+                  "state": fork_state()}))
 '''
 
 # The native benchmark loops are GIL-free sections too (compiled only: uncompiled they are
@@ -397,10 +410,12 @@ def test_fork_waits_for_bulks_started_in_a_later_hook(children, mode):
     out = report(children[key], key)
     held, bulk = out["held"], out["bulk"]
     assert out["parent"] == [[], [], held]
+    assert out["state"] == [0, 0]            # (sections, forks pending): the hooks balanced
     for ch in out["children"]:
         assert ch["status"] == 0 and "error" not in ch, ch
         assert (ch["v44"], ch["v618"]) == ([], []), ch        # no bulk was inside the core
         assert ch["live44"] in (held, held + bulk), ch       # ... nor half done
+        assert ch["state"] == [0, 0], ch                     # the child's bulks go GIL-free
     assert len(out["children"]) == len(out["window"])
     if out["compiled"]:           # the scenario happened: the busy threads ran in the window
         assert sum(out["window"]) > 0, out["window"]

@@ -175,6 +175,14 @@ def fork_begin() -> None:
             spins += 1
 
 
+def fork_state() -> tuple:
+    """(threads inside GIL-free core sections, fork()s pending) in this process: for tests."""
+    if cython.compiled:
+        return (load_seq_cst(cython.address(_nogil_sections)),
+                load_seq_cst(cython.address(_forks_pending)))
+    return (0, 0)
+
+
 def fork_end(child: bool) -> None:
     """After fork(), GIL held: in the parent one fork less is pending; the child is the forking
     thread alone (no section, no fork in progress)."""
