@@ -77,19 +77,21 @@ STACK_WORDS = cython.declare(i64, 256)   # arrays up to this size are copied to 
 #   _forks_pending   fork()s between Memory's before-fork hook and its after-fork hooks
 #                    (a count: two threads may be forking at once)
 # The forking thread (fork_begin, GIL held) adds 1 to _forks_pending, then waits for
-# _nogil_sections to be 0.  A section enters with nogil_enter(): add 1 to _nogil_sections,
-# then read _forks_pending; if a fork is pending it takes the 1 back and does not release the
-# GIL -- a bulk then runs with the GIL held; a benchmark loop waits for the fork to end with the
-# GIL released (nogil_enter_wait) -- and at its end it takes the 1 back (nogil_exit).  Each
-# side adds to its word before reading the other's, seq_cst: at least one of them sees the
-# other's add, so every section either is waited for or sees the fork.  After the wait,
-# Memory's before hook returns, but other hooks still run (CPython runs before-fork hooks in
-# reverse order of registration: those of modules imported before pyslub, logging's among them,
-# come after ours), and they and the import lock may drop the GIL: a thread that takes it then
-# cannot start a GIL-free section, so none is inside the core at fork().  The after-fork hooks
-# take the fork back (fork_end); the child, alone, sets both words to 0.  A section that waits
-# for a partner (the producer/consumer loops) must not keep the fork waiting: it leaves at
-# such points while a fork is pending (nogil_safepoint).  Cost on a bulk: one more load.
+# _nogil_sections to be 0 (holding the GIL: a section never needs it to end).  A section enters
+# with nogil_enter(), GIL held: add 1 to _nogil_sections, then read _forks_pending.  No fork
+# pending: release the GIL, and take the 1 back at the end (nogil_exit).  A fork pending: take
+# the 1 back at once and keep the GIL -- a bulk then runs holding it; a benchmark loop waits
+# for the fork to end with the GIL released and tries again (nogil_enter_wait).  Each side
+# adds to its word before it reads the other's, seq_cst: at least one of them sees the other's
+# add, so every section is either waited for or sees the fork.  After the wait Memory's hook
+# returns, but other before-fork hooks still run (CPython runs them in reverse order of
+# registration: those of modules imported before pyslub, logging's among them, come after
+# ours), and they and the import lock may drop the GIL: a thread that takes it then cannot
+# start a GIL-free section, so none is inside the core at fork().  The after-fork hooks take
+# the fork back (fork_end); the child, alone, sets both words to 0.  A section that waits for
+# a partner thread (the producer/consumer loops) must not keep a fork waiting, since the
+# partner may be waiting for the fork: at those points it steps out while a fork is pending
+# (nogil_safepoint).  Cost on a bulk: one more load of a global.
 _nogil_sections = cython.declare(i64, 0)
 _forks_pending = cython.declare(i64, 0)
 
