@@ -319,7 +319,8 @@ def quick():
             rounds["quick"] += 1
 
 
-gate = threading.Barrier(2)
+go = [True]                         # decided once per round, for both sides
+gate = threading.Barrier(2, action=lambda: go.__setitem__(0, not stop.is_set()))
 ring = [_threads.Handoff(SLOTS, BATCH)]                     # this round's
 
 
@@ -328,7 +329,7 @@ def side(producer):
         k = 0
         while True:
             gate.wait()
-            if stop.is_set():
+            if not go[0]:
                 return
             k += 1
             if k % 2 == producer:           # one side enters first and waits for the other
