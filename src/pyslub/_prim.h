@@ -13,7 +13,8 @@
  *                                                threads running as the same logical cpu can be
  *                                                on two cores at once (the kernel's %gs-relative
  *                                                unlocked form is only atomic against its own cpu)
- *   words          pyslub_cmpxchg(), xchg(), fetch_add(), load_acquire(), store_release()
+ *   words          pyslub_cmpxchg(), xchg(), fetch_add(), load_acquire(), store_release(),
+ *                  load_seq_cst()
  *   locks          spinlock (per-cpu local lock: owner tid in the word, spin then yield)
  *                  mutex    (list_lock, barn lock, page allocator: a futex word, owner tid in
  *                            the low 30 bits and FUTEX_WAITERS in bit 31, as the kernel's robust
@@ -125,6 +126,13 @@ static inline long long pyslub_load_acquire(long long *p)
 static inline void pyslub_store_release(long long *p, long long v)
 {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+/* A load in the seq_cst total order: with fetch_add on both sides it makes the store-buffering
+ * handshake (each side adds to its word, then reads the other's) exact, as the fork protocol of
+ * cache.py needs.  On x86 the same MOV as load_acquire (the cost is in the locked add). */
+static inline long long pyslub_load_seq_cst(long long *p)
+{
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
 }
 
 /* ---- word arithmetic ------------------------------------------------------------------------ */

@@ -16,6 +16,7 @@ cdef extern from "_prim.h" nogil:
     i64 swab "pyslub_swab"(i64 x)
     i64 mix64 "pyslub_mix64"(i64 x)
     void store_release "pyslub_store_release"(i64 *p, i64 v)
+    i64 load_seq_cst "pyslub_load_seq_cst"(i64 *p)
     void cpu_relax "pyslub_cpu_relax"()
     int spin_lock "pyslub_spin_lock"(i64 *w, i64 me)
     bint spin_trylock "pyslub_spin_trylock"(i64 *w, i64 me)

@@ -59,6 +59,10 @@ def store_release(words, i, v):
     words[i] = v
 
 
+def load_seq_cst(words, i):
+    return words[i]
+
+
 _U64 = (1 << 64) - 1
 
 

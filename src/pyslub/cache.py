@@ -69,11 +69,32 @@ from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 # runs Python code, against ~1-2 ns of core work per object).
 NOGIL_MIN = cython.declare(i64, 256)
 STACK_WORDS = cython.declare(i64, 256)   # arrays up to this size are copied to the C stack
-# Threads of this process inside a GIL-free core section (atomic).  fork() waits for 0 with
-# the GIL held (Memory's at-fork hook): no other thread can then be inside any core operation
-# -- a GIL-holding one cannot be, the forking thread holds the GIL -- so the child's copy of
-# a private segment is consistent and no lock needs to be taken across the fork.
+# GIL-free core sections and fork().  A child's copy of a private segment is consistent only
+# if no thread is inside a core operation when fork() runs.  A GIL-holding operation cannot be
+# (the forking thread holds the GIL then, and an operation runs no Python code), so what needs a
+# protocol are the sections that run core code with the GIL released: the bulks below and the
+# native benchmark loops (pyslub.bench._native, _threads).  Two atomic words:
+#   _nogil_sections  threads of this process inside a GIL-free section
+#   _forks_pending   fork()s between Memory's before-fork hook and its after-fork hooks
+#                    (a count: two threads may be forking at once)
+# The forking thread (fork_begin, GIL held) adds 1 to _forks_pending, then waits for
+# _nogil_sections to be 0 (holding the GIL: a section never needs it to end).  A section enters
+# with nogil_enter(), GIL held: add 1 to _nogil_sections, then read _forks_pending.  No fork
+# pending: release the GIL, and take the 1 back at the end (nogil_exit).  A fork pending: take
+# the 1 back at once and keep the GIL -- a bulk then runs holding it; a benchmark loop waits
+# for the fork to end with the GIL released and tries again (nogil_enter_wait).  Each side
+# adds to its word before it reads the other's, seq_cst: at least one of them sees the other's
+# add, so every section is either waited for or sees the fork.  After the wait Memory's hook
+# returns, but other before-fork hooks still run (CPython runs them in reverse order of
+# registration: those of modules imported before pyslub, logging's among them, come after
+# ours), and they and the import lock may drop the GIL: a thread that takes it then cannot
+# start a GIL-free section, so none is inside the core at fork().  The after-fork hooks take
+# the fork back (fork_end); the child, alone, sets both words to 0.  A section that waits for
+# a partner thread (the producer/consumer loops) must not keep a fork waiting, since the
+# partner may be waiting for the fork: at those points it steps out while a fork is pending
+# (nogil_safepoint).  Cost on a bulk: one more load of a global.
 _nogil_sections = cython.declare(i64, 0)
+_forks_pending = cython.declare(i64, 0)
 
 
 def nogil_min() -> int:
@@ -81,17 +102,99 @@ def nogil_min() -> int:
     return NOGIL_MIN
 
 
-def fork_quiesce() -> None:
-    """Before fork(), GIL held: wait until no thread of this process is inside a GIL-free core
-    section (they finish their core work, then block on the GIL)."""
+@cython.cfunc
+@cython.exceptval(check=False)
+def nogil_enter() -> cython.bint:
+    """GIL held: enter a GIL-free section, unless a fork is pending (then False: run with the
+    GIL held, or wait).  Uncompiled nothing releases the GIL: False."""
     if cython.compiled:
-        spins: cython.int = 0
-        while load_acquire(cython.address(_nogil_sections)) != 0:
+        fetch_add(cython.address(_nogil_sections), 1)
+        if load_seq_cst(cython.address(_forks_pending)) == 0:
+            return True
+        fetch_add(cython.address(_nogil_sections), -1)
+    return False
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def nogil_exit() -> cython.void:
+    """The end of a section that nogil_enter() (or nogil_enter_wait()) entered."""
+    if cython.compiled:
+        fetch_add(cython.address(_nogil_sections), -1)
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def wait_no_fork() -> cython.void:
+    """Outside any section, GIL released: until no fork is pending."""
+    spins: cython.int = 0
+    if cython.compiled:
+        while load_seq_cst(cython.address(_forks_pending)) != 0:
             if spins < 64:
                 cpu_relax()
             else:
                 yield_cpu()
             spins += 1
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def nogil_enter_wait() -> cython.void:
+    """GIL held: enter a GIL-free section, first waiting with the GIL released while a fork is
+    pending (the benchmark loops: they may not hold the GIL for their whole run)."""
+    if cython.compiled:
+        while not nogil_enter():
+            with cython.nogil:
+                wait_no_fork()
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def nogil_safepoint() -> cython.void:
+    """Inside a section, between two core operations (where a loop waits for another thread):
+    while a fork is pending, leave the section and wait for it to end, then enter again."""
+    if cython.compiled:
+        while load_seq_cst(cython.address(_forks_pending)) != 0:
+            fetch_add(cython.address(_nogil_sections), -1)
+            wait_no_fork()
+            fetch_add(cython.address(_nogil_sections), 1)
+
+
+def fork_begin() -> None:
+    """Before fork(), GIL held: no new GIL-free section may start until fork_end(); wait until
+    no thread of this process is inside one (they finish their core work, then block on the
+    GIL)."""
+    if cython.compiled:
+        fetch_add(cython.address(_forks_pending), 1)
+        spins: cython.int = 0
+        while load_seq_cst(cython.address(_nogil_sections)) != 0:
+            if spins < 64:
+                cpu_relax()
+            else:
+                yield_cpu()
+            spins += 1
+
+
+def fork_state() -> tuple:
+    """(threads inside GIL-free core sections, fork()s pending) in this process: for tests."""
+    if cython.compiled:
+        return (load_seq_cst(cython.address(_nogil_sections)),
+                load_seq_cst(cython.address(_forks_pending)))
+    return (0, 0)
+
+
+def fork_end(child: bool) -> None:
+    """After fork(), GIL held: in the parent one fork less is pending; the child is the forking
+    thread alone (no section, no fork in progress)."""
+    if cython.compiled:
+        if child:
+            store_release(cython.address(_nogil_sections), 0)
+            store_release(cython.address(_forks_pending), 0)
+        else:
+            fetch_add(cython.address(_forks_pending), -1)
 
 # strategy name -> FB_* id (a C-level dict when compiled: one lookup per free_bulk call)
 STRATEGY_IDS = cython.declare(dict, {name: i for i, name in enumerate(FREE_BULK_STRATEGIES)})
@@ -299,12 +402,11 @@ class Cache(KmemCache):
                 if buf == cython.NULL:
                     raise MemoryError("cannot allocate a scratch array")
             try:
-                if n >= NOGIL_MIN:
-                    fetch_add(cython.address(_nogil_sections), 1)
+                if n >= NOGIL_MIN and nogil_enter():
                     with cython.nogil:
                         got = kmem_cache_alloc_bulk_any(self, c, st, n, buf)
-                        fetch_add(cython.address(_nogil_sections), -1)
-                else:
+                        nogil_exit()
+                else:                               # small, or a fork is pending
                     got = kmem_cache_alloc_bulk_any(self, c, st, n, buf)
                 if got > 0:
                     memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)
@@ -377,12 +479,11 @@ class Cache(KmemCache):
                 bad = check_bulk(self, n, buf, allow_null)
                 if bad == 0:
                     m: i64 = compact_nulls(buf, n) if self.sheaf_capacity and allow_null else n
-                    if m >= NOGIL_MIN:
-                        fetch_add(cython.address(_nogil_sections), 1)
+                    if m >= NOGIL_MIN and nogil_enter():
                         with cython.nogil:
                             kmem_cache_free_bulk_any(self, c, st, m, buf, sid)
-                            fetch_add(cython.address(_nogil_sections), -1)
-                    elif m:
+                            nogil_exit()
+                    elif m:                         # small, or a fork is pending
                         kmem_cache_free_bulk_any(self, c, st, m, buf, sid)
                     if not self.sheaf_capacity:     # sheaves leave the array as it was
                         memcpy(cnp.PyArray_DATA(cython.cast(cnp.ndarray, p)), buf, n * 8)

@@ -18,9 +18,10 @@ Threads are cpus.  Each thread runs as one logical cpu of each Memory it uses:
 
 fork(): the segment is MAP_PRIVATE, so a child gets a private copy.  It is consistent because
 just before the fork no thread is inside the core: GIL-holding operations cannot be (the
-forking thread holds the GIL), and the at-fork hook waits for the GIL-free bulk sections to
-end (``cache.fork_quiesce``).  No lock is held across the fork.  (Native benchmark loops,
-``pyslub.bench``, run outside this accounting: do not fork while one runs.)
+forking thread holds the GIL), and the at-fork hook marks a fork pending, then waits for the
+GIL-free sections (bulks, native benchmark loops) to end; until the after-fork hooks none can
+start, also while later hooks drop the GIL (``cache.fork_begin``; the protocol is in cache.py).
+No lock is held across the fork.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ from pyslub._layout import (
 )
 from pyslub._prim import alive as _prim_alive
 from pyslub.cache import Cache, PrefilledSheaf, address_arg, kfree_bulk
-from pyslub.cache import fork_quiesce as _fork_quiesce
+from pyslub.cache import fork_begin as _fork_begin
+from pyslub.cache import fork_end as _fork_end
 from pyslub.errors import SlabError
 from pyslub.hardening import Hardening, cache_secrets, hardening_options, override
 from pyslub.page_alloc import Segment
@@ -857,10 +859,11 @@ def _before_fork() -> None:
     for mem in list(_LIVE):
         if mem._guard is not None:
             mem._guard.lock.acquire()
-    _fork_quiesce()                 # compiled: no thread is inside the core from here on
+    _fork_begin()                   # compiled: no thread is inside the core until fork_end
 
 
-def _after_fork() -> None:
+def _after_fork(child: bool = False) -> None:
+    _fork_end(child)
     for mem in list(_LIVE):
         if mem._guard is not None:
             mem._guard.lock.release()
@@ -870,7 +873,7 @@ def _after_fork_child() -> None:
     """A shared arena is MAP_SHARED: the child is one more process of it.  It takes a process
     slot of its own and new thread bindings (the inherited one names the parent's thread and
     seat; it is dropped without giving the seat back)."""
-    _after_fork()
+    _after_fork(child=True)
     _slab.clear_binding()
     for mem in list(_LIVE):
         if mem._seg.shared and not mem._seg.closed:

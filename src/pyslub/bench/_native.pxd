@@ -4,7 +4,7 @@ from pyslub._prim cimport tsc_start, tsc_stop, wallclock_ns, barrier
 from pyslub.slab cimport KmemCache, virt_to_head_page, current_cpu, cpu_rec, stats_rec
 from pyslub.sheaves cimport (kmem_cache_alloc, kmem_cache_free, kmem_cache_alloc_bulk_any,
                              kmem_cache_free_bulk_any)
-from pyslub.cache cimport Cache
+from pyslub.cache cimport Cache, nogil_enter_wait, nogil_exit
 cimport numpy as cnp
 
 cdef enum:

@@ -4,7 +4,9 @@ Like the kernel modules, every loop calls the allocator's C-level entry points d
 (``kmem_cache_alloc``, ``kmem_cache_free``, ``kmem_cache_alloc_bulk_any``,
 ``kmem_cache_free_bulk_any`` of sheaves.py: the sheaves of 6.18 / 7.0 caches, then the
 generation's slab paths), with no Python object touched between the two clock reads and the
-GIL released for the whole timed region (so loops in several threads run in parallel).  The
+GIL released for the whole timed region (so loops in several threads run in parallel).  Each
+loop is one GIL-free section of cache.py's fork protocol, entered before the clock starts: a
+fork() waits for running loops, and a loop waits for a fork in progress.  The
 calling thread's cpu (``Memory.on_cpu``, or the Memory's default policy) is looked up once
 before the clock starts.  These are the kernel's unchecked paths: the cache's Memory must have
 ``checks=False``.  Each
@@ -35,7 +37,7 @@ else:
     from pyslub._prim import barrier, tsc_start, tsc_stop, wallclock_ns
     from pyslub.bench.jhash import jhash_8bytes
     from pyslub.bench.objhash import HASHSZ, OBJHASH_INITVAL, VMEMMAP_BASE
-    from pyslub.cache import Cache
+    from pyslub.cache import Cache, nogil_enter_wait, nogil_exit
     from pyslub.sheaves import (
         kmem_cache_alloc,
         kmem_cache_alloc_bulk_any,
@@ -173,6 +175,7 @@ def bench_fastpath_reuse(s: KmemCache, loops: i64) -> tuple:
     t0: cython.ulonglong
     t1: cython.ulonglong
     ns1: cython.ulonglong
+    nogil_enter_wait()                # a fork() waits for the loop (cache.py)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
@@ -185,6 +188,7 @@ def bench_fastpath_reuse(s: KmemCache, loops: i64) -> tuple:
             cnt += 1
         t1 = tsc_stop()
         ns1 = wallclock_ns()
+        nogil_exit()
     return cnt, t0, t1, ns0, ns1
 
 
@@ -200,6 +204,7 @@ def bench_bulk_fallback(s: KmemCache, loops: i64, bulk: i64, objs: object) -> tu
     t0: cython.ulonglong
     t1: cython.ulonglong
     ns1: cython.ulonglong
+    nogil_enter_wait()                # a fork() waits for the loop (cache.py)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
@@ -211,6 +216,7 @@ def bench_bulk_fallback(s: KmemCache, loops: i64, bulk: i64, objs: object) -> tu
             cnt += bulk
         t1 = tsc_stop()
         ns1 = wallclock_ns()
+        nogil_exit()
     return cnt, t0, t1, ns0, ns1
 
 
@@ -228,6 +234,7 @@ def bench_bulk_quick_reuse(s: KmemCache, loops: i64, bulk: i64, strategy: cython
     t0: cython.ulonglong
     t1: cython.ulonglong
     ns1: cython.ulonglong
+    nogil_enter_wait()                # a fork() waits for the loop (cache.py)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
@@ -239,6 +246,7 @@ def bench_bulk_quick_reuse(s: KmemCache, loops: i64, bulk: i64, strategy: cython
             cnt += bulk
         t1 = tsc_stop()
         ns1 = wallclock_ns()
+        nogil_exit()
     return cnt, t0, t1, ns0, ns1
 
 
@@ -261,6 +269,7 @@ def bench_alloc_free_order(s: KmemCache, loops: i64, n: i64, objs: object,
     t0: cython.ulonglong
     t1: cython.ulonglong
     ns1: cython.ulonglong
+    nogil_enter_wait()                # a fork() waits for the loop (cache.py)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
@@ -280,6 +289,7 @@ def bench_alloc_free_order(s: KmemCache, loops: i64, n: i64, objs: object,
             cnt += n
         t1 = tsc_stop()
         ns1 = wallclock_ns()
+        nogil_exit()
     return cnt, t0, t1, ns0, ns1
 
 
@@ -477,6 +487,7 @@ def bench_test03(h: NativeObjHash, loops: i64, bulk: i64, modulo: i64, use_bulk:
     t0: cython.ulonglong
     t1: cython.ulonglong
     ns1: cython.ulonglong
+    nogil_enter_wait()                # a fork() waits for the loop (cache.py)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
@@ -499,4 +510,5 @@ def bench_test03(h: NativeObjHash, loops: i64, bulk: i64, modulo: i64, use_bulk:
             cnt += bulk
         t1 = tsc_stop()
         ns1 = wallclock_ns()
+        nogil_exit()
     return cnt, t0, t1, ns0, ns1

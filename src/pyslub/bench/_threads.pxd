@@ -4,6 +4,7 @@ from pyslub._prim cimport (tsc_start, tsc_stop, wallclock_ns, load_acquire, stor
                            cpu_relax)
 from pyslub.slab cimport KmemCache, virt_to_head_page, current_cpu, cpu_rec, stats_rec
 from pyslub.bulk cimport kmem_cache_alloc_bulk, kmem_cache_free_bulk
+from pyslub.cache cimport nogil_enter_wait, nogil_exit, nogil_safepoint
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()

@@ -7,7 +7,9 @@ an acquire load; a side that finds the ring full or empty spins briefly, then yi
 the consumer frees them on its cpu -- every free a *remote* one, into slabs the consumer's cpu
 does not own.  Both loops call the core's C-level functions as ``pyslub.bench._native`` does
 (``kmem_cache_alloc_bulk`` / ``slab_alloc_node``, ``kmem_cache_free_bulk`` / ``do_slab_free``)
-with the GIL released for the whole timed region, and return what the native loops return:
+with the GIL released for the whole timed region (one GIL-free section of cache.py's fork
+protocol; a side that waits for the other steps out of it while a fork is pending), and
+return what the native loops return:
 ``(objects, tsc_start, tsc_stop, start_ns, stop_ns)``.  The calling thread's cpu (``on_cpu``)
 is looked up once before the clock starts; the Memory must be unchecked (``checks=False``).
 
@@ -29,6 +31,7 @@ if not cython.compiled:
         wallclock_ns,
     )
     from pyslub.bulk import kmem_cache_alloc_bulk, kmem_cache_free_bulk
+    from pyslub.cache import nogil_enter_wait, nogil_exit, nogil_safepoint
     from pyslub.slab import KmemCache, cpu_rec, current_cpu, stats_rec, virt_to_head_page
 
     H_HEAD = 0
@@ -88,10 +91,13 @@ def ctl_store(h: Handoff, i: i64, v: i64) -> cython.void:
 @cython.nogil
 @cython.exceptval(check=False)
 def wait(spins: cython.int) -> cython.int:
-    """The other side is behind: spin briefly (it runs on the other core), then yield."""
+    """The other side is behind: spin briefly (it runs on the other core), then yield -- and
+    step out of the GIL-free section while a fork is pending: the other side may be waiting
+    for that fork to end before it starts (cache.py's fork protocol)."""
     if spins < 64:
         cpu_relax()
     else:
+        nogil_safepoint()
         sched_yield()
     return spins + 1
 
@@ -131,6 +137,7 @@ def timed_side(h: Handoff, s: KmemCache, total: i64, batch: i64, bulk: cython.bi
     t0: cython.ulonglong
     t1: cython.ulonglong
     ns1: cython.ulonglong
+    nogil_enter_wait()                    # a fork() waits for the loop (cache.py)
     with cython.nogil:
         ns0 = wallclock_ns()
         t0 = tsc_start()
@@ -140,6 +147,7 @@ def timed_side(h: Handoff, s: KmemCache, total: i64, batch: i64, bulk: cython.bi
             done = consume_loop(h, s, c, st, total, bulk, strategy)
         t1 = tsc_stop()
         ns1 = wallclock_ns()
+        nogil_exit()
     return done, t0, t1, ns0, ns1
 
 
