@@ -315,6 +315,10 @@ KILL_PROGRAM = textwrap.dedent("""
     from pyslub import Memory
 
     slub, rounds = sys.argv[1], int(sys.argv[2])
+    hardening = {}
+    if slub.endswith("-hardened"):                  # encoded, shuffled, pointer mid-object
+        slub = slub.split("-")[0]
+        hardening = {"freelist_hardened": True, "freelist_random": True, "freeptr": "middle"}
     STRATEGIES = ["detached", "lookahead-fwd", "lookahead", "swap", "bulk-v2"]
 
     def worker(name, seed, ready):
@@ -337,7 +341,7 @@ KILL_PROGRAM = textwrap.dedent("""
 
     ctx = mp.get_context("fork")
     rng = random.Random(7)
-    mem = Memory.create_shared(size=128 << 20, nr_cpus=2, slub=slub)
+    mem = Memory.create_shared(size=128 << 20, nr_cpus=2, slub=slub, **hardening)
     cap = {"6.18": {"sheaf_capacity": 24}}.get(slub, {})
     c = mem.create_cache("obj", 192, **cap)
     mine, out = [], {"rounds": 0, "orphans": 0, "reclaimed": 0, "damaged": 0, "errors": []}
@@ -402,7 +406,7 @@ KILL_PROGRAM = textwrap.dedent("""
 """)
 
 KILL_RUNS = {("4.4", "compiled"): 20, ("7.0", "compiled"): 12, ("6.18", "compiled"): 8,
-             ("4.4", "pure"): 3, ("7.0", "pure"): 2}
+             ("4.4-hardened", "compiled"): 8, ("4.4", "pure"): 3, ("7.0", "pure"): 2}
 _kill_results: dict = {}
 
 
