@@ -255,10 +255,15 @@ def test_slab_debug_O_drops_metadata_when_the_order_would_grow():
 NO_USER = pyslub.SLAB_NO_USER_FLAGS
 
 
-@pytest.fixture(params=[True, False], ids=["checks", "unchecked"])
+@pytest.fixture(params=[(checks, slub) for slub in ("4.4", "6.18", "7.0")
+                        for checks in (True, False)],
+                ids=lambda p: f"{'checks' if p[0] else 'unchecked'}-{p[1]}")
 def kmem(request):
-    """A Memory whose slab_debug= would turn everything on: the kunit caches ignore it."""
-    return pyslub.Memory(size=16 << 20, nr_cpus=2, checks=request.param, slab_debug="FZPU")
+    """A Memory whose slab_debug= would turn everything on: the kunit caches ignore it.  Every
+    SLUB generation: debug caches run the same alloc/free debug processing in each (7.0's
+    alloc_single_from_partial / _new_slab, free_to_partial_list)."""
+    checks, slub = request.param
+    return pyslub.Memory(size=16 << 20, nr_cpus=2, checks=checks, slub=slub, slab_debug="FZPU")
 
 
 def test_clobber_zone(kmem):
@@ -459,3 +464,117 @@ def test_trace_logs_every_alloc_and_free(caplog) -> None:
     caplog.clear()
     c.free(c.alloc())                                 # logging off: nothing recorded
     assert not [r for r in caplog.records if r.name == "pyslub.trace"]
+
+
+# -- the kmalloc red zone (orig_size, ~v6.1) ---------------------------------------------------
+
+KMALLOC = pyslub.SLAB_KMALLOC
+
+
+def test_kmalloc_redzone_access(kmem):
+    """slub_kunit test_kmalloc_redzone_access: 32-byte kmalloc-type cache with U and Z,
+    __kmalloc_cache(s, 18), p[18] = p[19] = 0xab: validate -> 2 errors."""
+    s = kmem.create_cache("TestSlub_RZ_kmalloc", 32, flags=KMALLOC | U | Z | NO_USER)
+    # object 32 + red zone 8 = inuse 40; free pointer behind it; 2 tracks; orig_size; pad word
+    assert (s.object_size, s.inuse, s.offset, s.size) == (32, 40, 40, 368)
+    p = s.kmalloc(18)
+    raw = kmem.raw(p, s.size)
+    assert bytes(raw[18:40]) == b"\xcc" * 22                # kmalloc red zone + red zone
+    orig = 40 + 8 + 2 * 152
+    assert int.from_bytes(raw[orig:orig + 4], "little") == 18
+    raw[18] = 0xAB
+    raw[19] = 0xAB
+    errors = s.validate()
+    assert errors == ["BUG TestSlub_RZ_kmalloc (Not tainted): kmalloc Redzone overwritten",
+                      f"FIX TestSlub_RZ_kmalloc: Restoring {p + 18:#x}-{p + 19:#x}=0xcc"]
+    assert errors[0].info[0] == f"INFO: {p + 18:#x}-{p + 19:#x}. First byte 0xab instead of 0xcc"
+    assert errors[0].obj == p
+    assert s.validate() == []
+    s.free(p)
+    s.destroy()
+
+
+def test_kmalloc_redzone_at_free_leaks_the_object(kmem):
+    s = kmem.create_cache("rzk", 32, flags=KMALLOC | U | Z | NO_USER)
+    a, b = s.kmalloc(20), s.kmalloc(32)
+    kmem.raw(a + 31, 1)[0] = 0                              # last byte of the object
+    kmem.raw(b + 31, 1)[0] = 0                              # (b asked for all 32 bytes)
+    with pytest.raises(SlabError, match="kmalloc Redzone overwritten"):
+        s.free(a)
+    assert s.reports[-2:] == ["BUG rzk (Not tainted): kmalloc Redzone overwritten",
+                              f"FIX rzk: Restoring {a + 31:#x}-{a + 31:#x}=0xcc"]
+    assert a not in s.free_objects(s.slab_of(a))            # leaked on purpose
+    s.free(b)
+    assert s.validate() == []
+
+
+def test_alloc_of_a_kmalloc_cache_records_object_size(kmem):
+    """kmem_cache_alloc() passes orig_size = object_size: no kmalloc red zone."""
+    s = kmem.create_cache("rzk", 32, flags=KMALLOC | U | Z | NO_USER)
+    p = s.alloc()
+    orig = s.inuse + 8 + 2 * 152
+    assert int.from_bytes(kmem.raw(p + orig, 4), "little") == 32
+    kmem.raw(p + 18, 14)[:] = b"\x01" * 14
+    assert s.validate() == []
+    q = s.alloc_many(3)                                     # bulk: object_size too
+    kmem.raw(int(q[1]) + 31, 1)[0] = 7
+    assert s.validate() == []
+    s.free(p)
+    s.free_bulk(q)
+
+
+def test_orig_size_needs_store_user_and_the_red_zone_needs_z():
+    """slub_debug_orig_size() is SLAB_KMALLOC + SLAB_STORE_USER (the 4 bytes); the kmalloc red
+    zone and the moved free pointer also need SLAB_RED_ZONE."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    ku = mem.create_cache("ku", 32, flags=KMALLOC | U)
+    u = mem.create_cache("u", 32, flags=U)
+    kz = mem.create_cache("kz", 32, flags=KMALLOC | Z)
+    assert (ku.offset, ku.size) == (0, 32 + 2 * 152 + 4 + 4)   # 340, aligned to 8: 344
+    assert u.size == 32 + 2 * 152
+    assert (kz.offset, kz.inuse, kz.size) == (0, 40, 48)
+    p = ku.kmalloc(5)
+    assert int.from_bytes(mem.raw(p + 32 + 304, 4), "little") == 5
+    mem.raw(p + 5, 27)[:] = b"\x02" * 27                   # no red zone: nothing to report
+    assert ku.validate() == []
+    q = kz.kmalloc(5)
+    mem.raw(q + 5, 27)[:] = b"\x02" * 27
+    assert kz.validate() == []                              # no orig_size without U
+    ku.free(p)
+    kz.free(q)
+
+
+def test_mem_kmalloc_records_the_requested_size():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="ZU,kmalloc-*")
+    p = mem.kmalloc(18)
+    kc = mem.cache_of(p)
+    assert kc.name == "kmalloc-32" and kc.flags & KMALLOC and kc.flags & (Z | U) == Z | U
+    assert kc.offset == kc.inuse == 40
+    mem.raw(p + 20, 1)[0] = 0x11
+    assert kc.validate() == ["BUG kmalloc-32 (Not tainted): kmalloc Redzone overwritten",
+                             f"FIX kmalloc-32: Restoring {p + 20:#x}-{p + 20:#x}=0xcc"]
+    mem.view(p)[:18] = b"x" * 18                            # the requested bytes are the user's
+    assert kc.validate() == []
+    mem.kfree(p)
+    plain = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    q = plain.kmalloc(18)
+    assert plain.cache_of(q).flags & KMALLOC and not plain.cache_of(q).debug
+    plain.view(q)[:32] = b"y" * 32
+    assert plain.cache_of(q).validate() == []
+    plain.kfree(q)
+
+
+def test_cache_kmalloc_refuses_bad_input():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    s = mem.create_cache("k", 32, flags=KMALLOC | U | Z)
+    plain = mem.create_cache("p", 32, flags=U | Z)
+    for bad, exc, what in ((0, ValueError, "outside 1..32"), (33, ValueError, "outside 1..32"),
+                           (-1, ValueError, "outside"), ("8", TypeError, "must be an int"),
+                           (True, TypeError, "must be an int"), (8.0, TypeError, "int")):
+        with pytest.raises(exc, match=what):
+            s.kmalloc(bad)
+    with pytest.raises(ValueError, match="not a kmalloc cache"):
+        plain.kmalloc(8)
+    assert s.nr_slabs == 0 and plain.nr_slabs == 0 and s.reports == [] == plain.reports
+    with pytest.raises(ValueError, match="unknown cache flags"):
+        mem.create_cache("bad", 32, flags=0x1)

@@ -29,6 +29,7 @@ else:
     from pyslub.page_alloc import Segment
     from pyslub.sheaves import (
         barn_shrink,
+        kmalloc_cache,
         kmem_cache_alloc,
         kmem_cache_alloc_bulk_any,
         kmem_cache_free,
@@ -60,7 +61,7 @@ from pyslub._layout import (  # noqa: E402
 )
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.sheaves import alloc_from_sheaf, prefill_sheaf, return_sheaf, sheaf_size  # noqa: E402
-from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL  # noqa: E402
+from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL, SLAB_KMALLOC  # noqa: E402
 from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 
 # Bulk operations of at least this many objects release the GIL: measured with
@@ -226,6 +227,37 @@ class Cache(KmemCache):
             if obj == 0:
                 raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
             raise self._corrupt("alloc")
+        if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
+            if self.flags & SLAB_STORE_USER:
+                _debug.set_tracks(self.seg.raw, self, (obj,), _debug.TRACK_ALLOC, cpu)
+            if self.flags & SLAB_TRACE:
+                _debug.trace(self, (obj,), True)
+        return obj
+
+    def kmalloc(self, size):
+        """__kmalloc_cache(s, gfp, size): an object of this kmalloc-type cache (created with
+        ``SLAB_KMALLOC``, as the kmalloc caches are) for a request of ``size`` bytes, 1 to
+        ``object_size``.  With SLAB_STORE_USER the cache records ``size`` (orig_size) and with
+        SLAB_RED_ZONE red-zones the bytes from there to object_size ("kmalloc Redzone")."""
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"kmalloc size must be an int, got {type(size).__name__}")
+        if not self.flags & SLAB_KMALLOC:
+            raise ValueError(f"cache {self.name!r} is not a kmalloc cache (no SLAB_KMALLOC): "
+                             "use alloc()")
+        if not 1 <= size <= self.object_size:
+            raise ValueError(f"kmalloc size {size} outside 1..{self.object_size} (the object "
+                             f"size of cache {self.name!r})")
+        self._check_alive()
+        cs: i64 = current_cpu(self)
+        cpu: i64 = cs & 0xFFFFFFFF
+        obj: i64 = kmalloc_cache(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32),
+                                 size)
+        if self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+        if obj <= 0:
+            if obj == 0:
+                raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
+            raise self._corrupt("kmalloc")
         if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
             if self.flags & SLAB_STORE_USER:
                 _debug.set_tracks(self.seg.raw, self, (obj,), _debug.TRACK_ALLOC, cpu)
@@ -744,7 +776,7 @@ class Cache(KmemCache):
         structural walk of every other cache still finds after the repairs."""
         from pyslub.validate import validate_cache
         self._after()
-        if self.debug and self.gen != GEN_V70:      # (7.0 debug caches: structural only)
+        if self.debug:
             from pyslub.debug import validate_slab_cache
             self.flush_all()
             with self.binder.__self__._exclusive("validate()"):

@@ -53,6 +53,7 @@ from pyslub._layout import (
     SLAB_STORE_USER,
     SLAB_TRACE,
 )
+from pyslub.sizing import SIZEOF_ORIG_SIZE, SIZEOF_TRACK, SLAB_KMALLOC, slub_debug_orig_size
 
 DEBUG_DEFAULT_FLAGS = SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
 DEBUG_METADATA_FLAGS = SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
@@ -172,7 +173,8 @@ def cache_flags(config: SlabDebug | None, name: str, object_size: int, align: in
 
 
 # =============================================================================================
-# Object checks (v4.4 init_object / check_object); debug.pxd has the core's C twins
+# Object checks (v4.4 init_object / check_object, with the kmalloc red zone of ~v6.1); debug.pxd
+# has the core's C twins, slab.py's check_object() runs them
 # =============================================================================================
 
 POISON_INUSE = 0x5A        # whole new slab and padding
@@ -183,7 +185,14 @@ SLUB_RED_ACTIVE = 0xCC
 CHK_REDZONE = 1
 CHK_POISON = 2
 CHK_FREEPTR = 3
-CHK_WHAT = {CHK_REDZONE: "Redzone", CHK_POISON: "Poison", CHK_FREEPTR: "Freepointer corrupt"}
+CHK_KMALLOC_REDZONE = 4
+CHK_ALIGN_PADDING = 5
+CHK_OBJECT_PADDING = 6
+CHK_WHAT = {CHK_REDZONE: "Redzone", CHK_POISON: "Poison", CHK_FREEPTR: "Freepointer corrupt",
+            CHK_KMALLOC_REDZONE: "kmalloc Redzone", CHK_ALIGN_PADDING: "Alignment padding",
+            CHK_OBJECT_PADDING: "Object padding"}
+# report codes of the core beyond _layout's REP_* (debug.pxd has the same values)
+REP_SLAB_PAD = 32          # __free_slab: slab_pad_check() failed [fault, end, page]
 
 
 def init_object(mem, obj, object_size, inuse, flags, val):
@@ -211,25 +220,39 @@ def check_bytes(mem, obj, start, value, n, what):
     return r
 
 
-def check_object_core(mem, obj, base, span, size, object_size, inuse, offset, flags, val):
-    if flags & SLAB_RED_ZONE:
-        r = check_bytes(mem, obj, obj + object_size, val, inuse - object_size, CHK_REDZONE)
-        if r:
-            return r
-    if (flags & OBJECT_POISON) and val != SLUB_RED_ACTIVE:
-        r = check_bytes(mem, obj, obj, POISON_FREE, object_size - 1, CHK_POISON)
-        if r:
-            return r
-        r = check_bytes(mem, obj, obj + object_size - 1, POISON_END, 1, CHK_POISON)
-        if r:
-            return r
-    if offset == 0 and val == SLUB_RED_ACTIVE:
-        return 0
-    fp = int.from_bytes(mem[obj + offset:obj + offset + 8], "little", signed=True)
-    if fp != 0 and (fp < base or fp >= base + span or (fp - base) % size != 0):
-        mem[obj + offset:obj + offset + 8] = bytes(8)
-        return CHK_FREEPTR
-    return 0
+def get_info_end(offset, inuse):
+    """get_info_end(): where the tracks begin (after a free pointer stored outside the
+    object)."""
+    return inuse + 8 if offset >= inuse else inuse
+
+
+def init_tracking(mem, obj, offset, inuse, flags):
+    if flags & SLAB_STORE_USER:
+        o = obj + get_info_end(offset, inuse)
+        mem[o:o + 2 * SIZEOF_TRACK] = bytes(2 * SIZEOF_TRACK)
+
+
+def pad_start(offset, inuse, flags):
+    """check_pad_bytes(): the end of the metadata (free pointer, tracks, orig_size)."""
+    off = get_info_end(offset, inuse)
+    if flags & SLAB_STORE_USER:
+        off += 2 * SIZEOF_TRACK
+        if flags & SLAB_KMALLOC:
+            off += SIZEOF_ORIG_SIZE
+    return off
+
+
+def set_orig_size(mem, obj, offset, inuse, flags, orig_size):
+    if slub_debug_orig_size(flags):
+        o = obj + get_info_end(offset, inuse) + 2 * SIZEOF_TRACK
+        mem[o:o + 4] = orig_size.to_bytes(4, "little")
+
+
+def get_orig_size(mem, obj, offset, inuse, flags, object_size):
+    if not slub_debug_orig_size(flags):
+        return object_size
+    o = obj + get_info_end(offset, inuse) + 2 * SIZEOF_TRACK
+    return int.from_bytes(mem[o:o + 4], "little")
 
 
 # =============================================================================================
@@ -296,13 +319,11 @@ class _Validator:
     """One validate_slab_cache() run over a debug cache (cpus flushed, caller exclusive)."""
 
     def __init__(self, cache, v):
-        from pyslub.sizing import SIZEOF_TRACK
         self.c = cache
         self.pm, self.state, self.mem = v["pm"], v["state"], v["mem"]
         self.desc, self.d = v["desc"], v["d"]
         self.name = cache.name
         self.records = []
-        self.track_bytes = 2 * SIZEOF_TRACK if cache.flags & SLAB_STORE_USER else 0
 
     # ---- struct page fields ------------------------------------------------------------------
     def counters(self, page):
@@ -373,19 +394,25 @@ class _Validator:
 
     def check_pad_bytes(self, page, obj):
         c = self.c
-        off = c.inuse + (8 if c.offset else 0) + self.track_bytes
+        off = pad_start(c.offset, c.inuse, c.flags)
         if c.size == off:
             return True
         return self.check_bytes_and_report(page, obj, "Object padding", obj + off,
                                            POISON_INUSE, c.size - off)
 
     def check_object(self, page, obj, val):
-        """check_object() of v4.4: stops at the first red zone / poison failure."""
+        """check_object() of v4.4 (with ~v6.1's kmalloc red zone): stops at the first red
+        zone / poison failure."""
         c = self.c
         if c.flags & SLAB_RED_ZONE:
             if not self.check_bytes_and_report(page, obj, "Redzone", obj + c.object_size, val,
                                                c.inuse - c.object_size):
                 return False
+            if val == SLUB_RED_ACTIVE and slub_debug_orig_size(c.flags):
+                orig = get_orig_size(self.mem, obj, c.offset, c.inuse, c.flags, c.object_size)
+                if orig < c.object_size and not self.check_bytes_and_report(
+                        page, obj, "kmalloc Redzone", obj + orig, val, c.object_size - orig):
+                    return False
         elif c.flags & SLAB_POISON and c.object_size < c.inuse:
             self.check_bytes_and_report(page, obj, "Alignment padding", obj + c.object_size,
                                         POISON_INUSE, c.inuse - c.object_size)
@@ -397,7 +424,7 @@ class _Validator:
                                                        obj + c.object_size - 1, POISON_END, 1)):
                 return False
             self.check_pad_bytes(page, obj)
-        if not c.offset and val == SLUB_RED_ACTIVE:
+        if c.offset < c.inuse and val == SLUB_RED_ACTIVE:
             return True                 # object and free pointer overlap: cannot check it
         if not self.valid_pointer(page, self.fp(obj)):
             self.object_err(page, obj, "Freepointer corrupt")
@@ -583,13 +610,12 @@ def _site_id(site: str) -> int:
 
 def track_offset(cache) -> int:
     """get_track(): the tracks follow the free pointer when it is stored after the object,
-    else they start at inuse."""
-    return cache.offset + 8 if cache.offset else cache.inuse
+    else they start at inuse (get_info_end())."""
+    return get_info_end(cache.offset, cache.inuse)
 
 
 def set_tracks(raw, cache, addrs, which: int, cpu: int) -> None:
     """set_track() for each object of ``addrs`` (``raw(addr, n)``: a writable view)."""
-    from pyslub.sizing import SIZEOF_TRACK
     site = _site_id(caller_site())
     when = time.monotonic_ns() // 1_000_000
     rec = (site.to_bytes(8, "little") + bytes(16 * 8) + cpu.to_bytes(4, "little")
@@ -602,7 +628,6 @@ def set_tracks(raw, cache, addrs, which: int, cpu: int) -> None:
 
 def read_track(view, cache, which: int) -> dict | None:
     """One track of an object from ``view`` (its whole slot); None when never set."""
-    from pyslub.sizing import SIZEOF_TRACK
     off = track_offset(cache) + which * SIZEOF_TRACK
     t = bytes(view[off:off + SIZEOF_TRACK])
     site = int.from_bytes(t[:8], "little")

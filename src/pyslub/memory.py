@@ -73,7 +73,7 @@ from pyslub.page_alloc import Segment
 from pyslub.procs import proc_attach, proc_detach, proc_table
 from pyslub.shared import SharedCache, SharedPrefilledSheaf
 from pyslub.sheaves import init_cpu_sheaves
-from pyslub.sizing import cache_geometry, calculate_sheaf_capacity, get_order
+from pyslub.sizing import SLAB_KMALLOC, cache_geometry, calculate_sheaf_capacity, get_order
 
 DEFAULT_ARENA = 1 << 30          # 1 GiB of address space, backed lazily by the OS
 DEFAULT_NR_CPUS = 8              # the seed's machine: nr_cpu_ids = 8 (spec §1.6)
@@ -641,7 +641,7 @@ class Memory:
                   self._kmalloc_lock):                 # when threads race for the first use
                 if not self._kmalloc:
                     self._kmalloc = [
-                        self._create_cache(_kmalloc_name(sz), sz, 0, 0, i)
+                        self._create_cache(_kmalloc_name(sz), sz, 0, SLAB_KMALLOC, i)
                         for i, sz in enumerate(KMALLOC_SIZES)]
         return self._kmalloc
 
@@ -663,7 +663,7 @@ class Memory:
             if page == 0:
                 raise MemoryError(f"kmalloc({size}): no free block of order {order}")
             return page << PAGE_SHIFT
-        return self._kmalloc_caches()[kmalloc_index(size)].alloc()
+        return self._kmalloc_caches()[kmalloc_index(size)].kmalloc(size)
 
     def _large_order(self, addr: int) -> int:
         """Order of the large kmalloc block starting at ``addr``, or -1."""
@@ -875,11 +875,11 @@ if not _slab_compiled():
     def _memory_of_cache(cache):
         return cache.binder.__self__
 
-    for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "view", "flush_cpu", "shrink",
-                  "destroy", "live_objects", "validate", "stats", "occupancy"):
+    for _name in ("alloc", "kmalloc", "free", "alloc_bulk", "free_bulk", "view", "flush_cpu",
+                  "shrink", "destroy", "live_objects", "validate", "stats", "occupancy"):
         setattr(Cache, _name, _serialised(getattr(Cache, _name), _memory_of_cache))
-    for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "flush_cpu", "shrink", "destroy",
-                  "validate", "_kmalloc_large", "_kfree_large", "_kfree_bulk"):
+    for _name in ("alloc", "kmalloc", "free", "alloc_bulk", "free_bulk", "flush_cpu", "shrink",
+                  "destroy", "validate", "_kmalloc_large", "_kfree_large", "_kfree_bulk"):
         setattr(SharedCache, _name, _serialised(getattr(SharedCache, _name), _memory_of_cache))
     for _cls in (PrefilledSheaf, SharedPrefilledSheaf):
         for _name in ("__enter__", "alloc", "__exit__"):
