@@ -55,12 +55,16 @@ def test_shrink_promotes_like_the_kernel_and_counts_nothing():
     assert c.validate() == []
 
 
+GENERATIONS = ("4.4", "6.18", "7.0")
+
+
+@pytest.mark.parametrize("slub", GENERATIONS)
 @pytest.mark.parametrize("flag", [SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER,
                                   SLAB_CONSISTENCY_CHECKS])
-def test_any_debug_flag_runs_the_free_checks(flag):
+def test_any_debug_flag_runs_the_free_checks(flag, slub):
     """v4.4: kmem_cache_debug(s) (any debug flag) runs free_debug_processing's checks; with
     the safe mode off they are what catches a double free."""
-    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, checks=False)
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, checks=False, slub=slub)
     c = mem.create_cache("dbg", 64, flags=flag)
     a = c.alloc()
     b = c.alloc()
@@ -434,8 +438,9 @@ def test_store_user_tracks_the_python_call_site_cpu_and_pid() -> None:
         pyslub.Memory(size=8 << 20, nr_cpus=2).create_cache("plain", 64).track(a)
 
 
-def test_object_reports_carry_the_tracks() -> None:
-    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZU")
+@pytest.mark.parametrize("slub", GENERATIONS)
+def test_object_reports_carry_the_tracks(slub) -> None:
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZU", slub=slub)
     c = mem.create_cache("z", 60)
     b = c.alloc()
     mem.raw(b + 60, 1)[:] = b"\x00"                  # one byte of the right red zone
@@ -578,3 +583,51 @@ def test_cache_kmalloc_refuses_bad_input():
     assert s.nr_slabs == 0 and plain.nr_slabs == 0 and s.reports == [] == plain.reports
     with pytest.raises(ValueError, match="unknown cache flags"):
         mem.create_cache("bad", 32, flags=0x1)
+
+
+# -- 7.0 debug caches: the same alloc/free debug processing as 4.4 -----------------------------
+
+def test_70_debug_cache_takes_one_object_per_slow_path_call():
+    """sheaves.md 3.14: a debug cache has no sheaves; every allocation is one ___slab_alloc
+    (ALLOC_SLOWPATH, bulk too), every free one __slab_free (FREE_SLOWPATH); the first object
+    of a new slab comes from alloc_single_from_new_slab, the rest from the partial list."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slub="7.0")
+    c = mem.create_cache("d70", 64, flags=Z)
+    assert c.sheaf_capacity == 0
+    a = [c.alloc() for _ in range(3)]
+    p = c.alloc_many(5)
+    st = c.stats()
+    assert (st["alloc_slowpath"], st["alloc_fastpath"], st["alloc_slab"]) == (8, 0, 1)
+    assert c.nr_partial == 1 and c.slab_state(c.slab_of(a[0]))["inuse"] == 8
+    raw = mem.raw(a[0], c.size)
+    assert bytes(raw[64:72]) == b"\xcc" * 8                 # init_object(SLUB_RED_ACTIVE)
+    for x in a:
+        c.free(x)
+    c.free_bulk(p)
+    st = c.stats()
+    assert (st["free_slowpath"], st["free_fastpath"]) == (8, 0)
+    assert bytes(raw[64:72]) == b"\xbb" * 8                 # init_object(SLUB_RED_INACTIVE)
+    assert c.validate() == []
+
+
+@pytest.mark.parametrize("slub", GENERATIONS)
+@pytest.mark.parametrize("flags, walked", [(Z | U, True), (Z, False)])
+def test_full_slabs_are_validated_with_store_user(slub, flags, walked):
+    """validate_slab_cache() walks the full list, which only U keeps (add_full): a red zone
+    written in an object of a full slab is found with U, and (as in the kernel) not without."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slub=slub)
+    c = mem.create_cache("full", 64, flags=flags | NO_USER)
+    objs = [c.alloc() for _ in range(c.objects)]
+    assert len({c.slab_of(x) for x in objs}) == 1 and c.nr_partial == 0
+    mem.raw(objs[3] + 64, 1)[0] = 0x77
+    errors = c.validate()
+    assert len(errors) == (2 if walked else 0)
+    if walked:
+        assert errors[0] == "BUG full (Not tainted): Redzone overwritten"
+    else:
+        with pytest.raises(SlabError, match="Redzone overwritten"):
+            c.free(objs[3])                                 # caught at free instead
+        del objs[3]
+    for x in objs:
+        c.free(x)
+    assert c.validate() == []

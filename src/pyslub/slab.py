@@ -96,9 +96,12 @@ Deviations from the kernel (each also noted where it happens)
 * Debug flags (F, Z, P, U, T) change the layout and the paths exactly as v4.4 does (no cpu
   partial lists, every free through the locked slow path, one object per slow-path allocation,
   the full list kept for U).  Any of them runs alloc/free_debug_processing (v4.4): pointer and
-  double-free checks, and check_object's red zone / poison / free pointer checks with the byte
-  fills of init_object (pyslub.debug, its C twins in debug.pxd); the padding checks run in
-  validate() only.  U tracks and T traces are not recorded yet.
+  double-free checks, and check_object's red zone / poison / padding / free pointer checks with
+  the byte fills of init_object (pyslub.debug, its C twins in debug.pxd); __free_slab checks a
+  debug slab (slab_pad_check, check_object on every object).  7.0 debug caches take each object
+  under list_lock (alloc_single_from_partial / _new_slab, free_to_partial_list).  The kmalloc
+  red zone of ~v6.1 (SLAB_KMALLOC + U + Z: orig_size behind the tracks) comes with them.  U
+  tracks and T traces are written by the public layer after the operation (pyslub.debug).
 * pyslub counts six extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
   local_lock, barn_lock, bias_revoke).
 """
@@ -1102,7 +1105,9 @@ class KmemCache:
             if freelist == 0:
                 return 0                            # slab_out_of_memory()
             page = self.meta[c + C_PAGE]
-            if not self.debug:
+            if not self.debug or (self.checks and self.state[freelist >> 3] != OBJ_FREE):
+                # (safe mode: a freelist leading to an object in use is cut before the debug
+                # checks could "restore" bytes of that object)
                 return self.load_freelist(c, st, page, freelist)
             if not self.alloc_debug_processing(st, page, freelist, orig_size):
                 page = 0                            # slab failed checks: next slab needed
