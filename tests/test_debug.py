@@ -353,8 +353,9 @@ def test_free_with_clobbered_redzone_leaks_the_object(kmem):
     kmem.raw(a + 64, 1)[0] = 0x55
     with pytest.raises(SlabError, match=r"Redzone overwritten"):
         c.free(a)
-    assert c.reports[-2:] == ["BUG rz (Not tainted): Redzone overwritten",
-                              f"FIX rz: Restoring {a + 64:#x}-{a + 64:#x}=0xcc"]
+    assert c.reports[-3:] == ["BUG rz (Not tainted): Redzone overwritten",
+                              f"FIX rz: Restoring {a + 64:#x}-{a + 64:#x}=0xcc",
+                              f"FIX rz: Object at {a:#x} not freed"]   # (modern; v4.4 freed it)
     assert a not in c.free_objects(c.slab_of(a))       # leaked on purpose
     got = {c.alloc() for _ in range(100)}
     assert a not in got and b not in got
@@ -506,8 +507,9 @@ def test_kmalloc_redzone_at_free_leaks_the_object(kmem):
     kmem.raw(b + 31, 1)[0] = 0                              # (b asked for all 32 bytes)
     with pytest.raises(SlabError, match="kmalloc Redzone overwritten"):
         s.free(a)
-    assert s.reports[-2:] == ["BUG rzk (Not tainted): kmalloc Redzone overwritten",
-                              f"FIX rzk: Restoring {a + 31:#x}-{a + 31:#x}=0xcc"]
+    assert s.reports[-3:] == ["BUG rzk (Not tainted): kmalloc Redzone overwritten",
+                              f"FIX rzk: Restoring {a + 31:#x}-{a + 31:#x}=0xcc",
+                              f"FIX rzk: Object at {a:#x} not freed"]
     assert a not in s.free_objects(s.slab_of(a))            # leaked on purpose
     s.free(b)
     assert s.validate() == []
@@ -631,3 +633,74 @@ def test_full_slabs_are_validated_with_store_user(slub, flags, walked):
     for x in objs:
         c.free(x)
     assert c.validate() == []
+
+
+# -- padding checks where the kernel runs them -------------------------------------------------
+
+def test_padding_checks_at_alloc_and_free(kmem):
+    """check_object() (P, no Z) checks the alignment padding [object_size, inuse) and, through
+    check_pad_bytes(), the padding after the metadata: each bad run is one BUG + one FIX, the
+    bytes restored, and neither fails the check (v4.4: "cleans up on its own")."""
+    c = kmem.create_cache("pad", 60, align=64, flags=P | NO_USER)
+    assert (c.object_size, c.inuse, c.offset, c.size) == (60, 64, 64, 128)
+    a = c.alloc()
+    raw = kmem.raw(a, c.size)
+    assert bytes(raw[60:64]) == b"\x5a" * 4 and bytes(raw[72:128]) == b"\x5a" * 56
+    raw[62] = 1                                             # alignment padding
+    raw[100] = 2                                            # object padding
+    raw[101] = 3
+    n = len(c.reports)
+    c.free(a)                                               # freed all the same
+    assert c.reports[n:] == [
+        "BUG pad (Not tainted): Alignment padding overwritten",
+        f"FIX pad: Restoring {a + 62:#x}-{a + 62:#x}=0x5a",
+        "BUG pad (Not tainted): Object padding overwritten",
+        f"FIX pad: Restoring {a + 100:#x}-{a + 101:#x}=0x5a"]
+    assert c.reports[n + 2].info[0] == (f"INFO: {a + 100:#x}-{a + 101:#x}. First byte 0x2 "
+                                        "instead of 0x5a")
+    assert a in c.free_objects(c.slab_of(a))
+    assert bytes(raw[60:64]) == b"\x5a" * 4 and bytes(raw[72:128]) == b"\x5a" * 56
+    raw[127] = 9                                            # a is the next object handed out
+    assert c.alloc() == a
+    assert c.reports[n + 4:] == ["BUG pad (Not tainted): Object padding overwritten",
+                                 f"FIX pad: Restoring {a + 127:#x}-{a + 127:#x}=0x5a"]
+    assert raw[127] == 0x5A
+    c.free(a)
+    assert c.validate() == []
+
+
+@pytest.mark.parametrize("how", ["shrink", "destroy"])
+def test_free_slab_checks_a_debug_slab(kmem, how):
+    """__free_slab() of a debug cache: slab_pad_check(), then check_object(SLUB_RED_INACTIVE)
+    on every object; reported and repaired, the slab freed anyway."""
+    c = kmem.create_cache("fs", 64, flags=P | NO_USER)     # 56 objects of 72 bytes, 64 left
+    a = c.alloc()
+    c.free(a)
+    slab = c.slab_of(a)
+    assert c.nr_partial == 1                                # empty, kept: nr_partial < 5
+    tail = slab + 56 * 72
+    kmem.raw(tail + 3, 2)[:] = b"\x00\x01"
+    kmem.raw(a + 10, 1)[0] = 0x10                           # a write after free
+    kmem.raw(a + 2 * 72 + 63, 1)[0] = 0x11                  # a never-allocated object's end
+    n = len(c.reports)
+    pages = kmem.free_pages()
+    if how == "shrink":
+        assert c.shrink() == 1
+    else:
+        c.destroy()
+    assert kmem.free_pages() == pages + 1
+    assert c.reports[n:] == [
+        f"BUG fs (Not tainted): Padding overwritten. {tail + 3:#x}-{tail + 4:#x}",
+        f"FIX fs: Restoring {tail:#x}-{slab + 4095:#x}=0x5a",
+        "BUG fs (Not tainted): Poison overwritten",
+        f"FIX fs: Restoring {a + 10:#x}-{a + 10:#x}=0x6b",
+        "BUG fs (Not tainted): Poison overwritten",
+        f"FIX fs: Restoring {a + 2 * 72 + 63:#x}-{a + 2 * 72 + 63:#x}=0xa5"]
+    assert c.reports[n + 2].obj == a
+
+
+def test_free_slab_of_a_clean_debug_slab_reports_nothing(kmem):
+    c = kmem.create_cache("clean", 64, flags=Z | P | U | NO_USER)
+    p = c.alloc_many(c.objects * 2)
+    c.free_bulk(p)
+    assert c.shrink() >= 1 and c.nr_slabs == 0 and c.reports == []

@@ -204,12 +204,13 @@ class Cache(KmemCache):
         return SlabError(f"cache {self.name!r}: {what} failed: {last}")
 
     def _raise_refused(self, before):
-        """Debug caches: raise if the consistency checks refused to free objects."""
+        """Debug caches: raise if the consistency checks refused to free objects (the core
+        said so: a "... not freed" record), naming what they found."""
         self._after()
-        refused = [m for m in self.reports[before:]       # (a failed check_object: a BUG
-                   if "not freed" in m or m.startswith("BUG ") and "(Not tainted)" in m]
-        if refused:
-            raise SlabError(f"cache {self.name!r}: " + "; ".join(refused))
+        new = self.reports[before:]
+        if any("not freed" in m for m in new):
+            raise SlabError(f"cache {self.name!r}: " + "; ".join(
+                m for m in new if "not freed" in m or m.startswith("BUG ")))
 
     # =========================================================================================
     # Single objects

@@ -21,7 +21,8 @@ cdef enum:
     SLAB_KMALLOC = 0x00001000         # (v6.1) a kmalloc cache: orig_size with U
     SIZEOF_TRACK = 152                # struct track with CONFIG_STACKTRACE (sizing.SIZEOF_TRACK)
     SIZEOF_ORIG_SIZE = 4
-    REP_SLAB_PAD = 32                 # __free_slab: slab_pad_check() failed [fault, end, page]
+    REP_SLAB_PAD = 32                 # __free_slab: slab_pad_check() failed (see slab.py)
+    REP_NOT_FREED = 33                # debug free: check_object() failed [obj, 0, page]
 
 
 cdef inline void init_object(unsigned char *mem, i64 obj, i64 object_size, i64 inuse,

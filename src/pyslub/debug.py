@@ -192,7 +192,8 @@ CHK_WHAT = {CHK_REDZONE: "Redzone", CHK_POISON: "Poison", CHK_FREEPTR: "Freepoin
             CHK_KMALLOC_REDZONE: "kmalloc Redzone", CHK_ALIGN_PADDING: "Alignment padding",
             CHK_OBJECT_PADDING: "Object padding"}
 # report codes of the core beyond _layout's REP_* (debug.pxd has the same values)
-REP_SLAB_PAD = 32          # __free_slab: slab_pad_check() failed [fault, end, page]
+REP_SLAB_PAD = 32          # __free_slab: slab_pad_check() failed (see slab.py)
+REP_NOT_FREED = 33         # debug free: check_object() failed [obj, 0, page]
 
 
 def init_object(mem, obj, object_size, inuse, flags, val):
@@ -309,6 +310,16 @@ def object_check_records(name, chk, obj, slab_addr):
                    obj, slab_addr),
             Report("FIX", name, f"Restoring {fault:#x}-{end - 1:#x}={expected:#x}", (), obj,
                    slab_addr)]
+
+
+def slab_pad_records(name, slab, order, fault, end, remainder):
+    """slab_pad_check()'s two records: the tail of the slab at ``slab`` (``remainder`` bytes up
+    to its end) had bytes other than POISON_INUSE from ``fault`` to ``end`` (exclusive); the
+    FIX restores the whole tail (as validate()'s)."""
+    tail = slab + (PAGE_SIZE << order) - remainder
+    return [Report("BUG", name, f"Padding overwritten. {fault:#x}-{end - 1:#x}", (), None, slab),
+            Report("FIX", name, f"Restoring {tail:#x}-{tail + remainder - 1:#x}={POISON_INUSE:#x}",
+                   (), None, slab)]
 
 
 # =============================================================================================
@@ -447,9 +458,9 @@ class _Validator:
             return True
         while end > fault and mem[end - 1] == POISON_INUSE:
             end -= 1
-        self.slab_err(page, f"Padding overwritten. {fault:#x}-{end - 1:#x}")
-        self.slab_fix(page, f"Restoring {start + length - remainder:#x}-"
-                            f"{start + length - 1:#x}={POISON_INUSE:#x}")
+        bug, fix = slab_pad_records(self.name, start, self.order(page), fault, end, remainder)
+        self.records += [Report(bug.kind, bug.cache, bug.title, [self.page_info(page)],
+                                None, start), fix]
         mem[start + length - remainder:start + length] = bytes([POISON_INUSE]) * remainder
         return False
 

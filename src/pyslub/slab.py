@@ -130,6 +130,7 @@ if cython.compiled:
         POISON_END,
         POISON_FREE,
         POISON_INUSE,
+        REP_NOT_FREED,
         REP_SLAB_PAD,
         SLUB_RED_ACTIVE,
         SLUB_RED_INACTIVE,
@@ -209,6 +210,7 @@ else:
         POISON_END,
         POISON_FREE,
         POISON_INUSE,
+        REP_NOT_FREED,
         REP_SLAB_PAD,
         SLUB_RED_ACTIVE,
         SLUB_RED_INACTIVE,
@@ -423,11 +425,16 @@ def report_text(name, code, a, b, c):
 
 def report_records(name, code, a, b, c):
     """The report records of an EV_REPORT ring record (pyslub.debug.Report)."""
-    from pyslub.debug import Report, object_check_records
+    from pyslub.debug import Report, object_check_records, slab_pad_records
     if code == REP_OBJECT:
         return object_check_records(name, a, b, page_addr(c))
     if code == REP_MARK_USED:
         return [Report("FIX", name, "Marking all objects used", (), a, page_addr(c))]
+    if code == REP_NOT_FREED:
+        return [Report("FIX", name, f"Object at {a:#x} not freed", (), a, page_addr(c))]
+    if code == REP_SLAB_PAD:                        # __free_slab's slab_pad_check()
+        return slab_pad_records(name, page_addr(c), b >> 44, a, a + (b & ((1 << 22) - 1)),
+                                (b >> 22) & ((1 << 22) - 1))
     return [report_text(name, code, a, b, c)]
 
 
@@ -1296,8 +1303,8 @@ class KmemCache:
         if not self.flags & SLAB_POISON:
             return True
         start: i64 = page_addr(page)
-        length: i64 = PAGE_SIZE << ((self.pm[page * PM_STRIDE + PM_FLAGS] >> ORDER_SHIFT)
-                                    & ORDER_MASK)
+        order: i64 = (self.pm[page * PM_STRIDE + PM_FLAGS] >> ORDER_SHIFT) & ORDER_MASK
+        length: i64 = PAGE_SIZE << order
         remainder: i64 = length % self.size
         if remainder == 0:
             return True
@@ -1305,9 +1312,10 @@ class KmemCache:
                              remainder, CHK_OBJECT_PADDING)
         if r == 0:
             return True
-        fault: i64 = start + ((r >> 19) & ((1 << 22) - 1))
-        # (check_bytes restored only the bad run; the kernel's FIX covers the whole tail)
-        self.emit(EV_REPORT, REP_SLAB_PAD, fault, fault + ((r >> 41) & ((1 << 22) - 1)), page)
+        # [kind, REP_SLAB_PAD, first bad byte, run length | tail length << 22 | order << 44,
+        # page]
+        self.emit(EV_REPORT, REP_SLAB_PAD, start + ((r >> 19) & ((1 << 22) - 1)),
+                  ((r >> 41) & ((1 << 22) - 1)) | (remainder << 22) | (order << 44), page)
         return False
 
     # =========================================================================================
@@ -1630,7 +1638,9 @@ class KmemCache:
                 ok = False
                 break
             if not self.check_object(page, obj, SLUB_RED_ACTIVE):
-                self.state[obj >> 3] = OBJ_LEAKED   # not freed: out of circulation
+                # not freed, out of circulation (as modern kernels; v4.4 freed it anyway)
+                self.emit(EV_REPORT, REP_NOT_FREED, obj, 0, page)
+                self.state[obj >> 3] = OBJ_LEAKED
                 ok = False
                 break
             self.state[obj >> 3] = OBJ_FREEING
