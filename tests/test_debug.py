@@ -704,3 +704,31 @@ def test_free_slab_of_a_clean_debug_slab_reports_nothing(kmem):
     p = c.alloc_many(c.objects * 2)
     c.free_bulk(p)
     assert c.shrink() >= 1 and c.nr_slabs == 0 and c.reports == []
+
+
+# -- mem.reports -------------------------------------------------------------------------------
+
+def test_memory_reports_are_every_caches_in_creation_order():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    a = mem.create_cache("a", 64, flags=Z)
+    b = mem.create_cache("b", 64, flags=Z)
+    gone = mem.create_cache("gone", 64, flags=Z)
+    quiet = mem.create_cache("quiet", 64)
+    assert mem.reports == []
+    xb, xa, xg = b.alloc(), a.alloc(), gone.alloc()
+    quiet.free(quiet.alloc())
+    for x in (xb, xa, xg):
+        mem.raw(x + 64, 1)[0] = 1
+    rb = b.validate()                                   # b's records are made first ...
+    ra = a.validate()
+    rg = gone.validate()
+    gone.free(xg)
+    mem.destroy_cache(gone)
+    with pytest.raises(SlabError, match="Redzone overwritten"):
+        mem.raw(xa + 65, 1)[0] = 2
+        a.free(xa)                                      # ... a's last
+    assert len(ra) == len(rb) == len(rg) == 2
+    assert mem.reports == ra + a.reports[2:] + rb + rg  # ... but a was created first
+    assert mem.reports[-1] == f"FIX gone: Restoring {xg + 64:#x}-{xg + 64:#x}=0xcc"
+    assert [r.cache for r in mem.reports] == ["a"] * 5 + ["b"] * 2 + ["gone"] * 2
+    b.free(xb)

@@ -291,6 +291,7 @@ class Memory:
         self._lock = threading.RLock()                # Python-side registry (this process;
                                                       # re-entrant: see _sync_caches)
         self._kmalloc_lock = threading.Lock()
+        self._destroyed_reports: dict[int, list[str]] = {}    # cache id -> its last reports
         self._bind_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
         self._cache_class = SharedCache if seg.shared else Cache
@@ -612,7 +613,26 @@ class Memory:
         if cache in self._kmalloc:
             raise SlabError(f"cache {cache.name!r} is a kmalloc cache")
         cache.destroy()
+        cache._after()
+        if cache.reports:
+            self._destroyed_reports[cache.id] = list(cache.reports)
         self._caches[cache.id] = None
+
+    @property
+    def reports(self) -> list[str]:
+        """Every report record of this Memory's caches (``cache.reports``: mostly
+        ``pyslub.debug.Report``), cache by cache in the order the caches were created (their
+        ids; a cache removed with ``destroy_cache`` keeps its place), each cache's records in
+        the order they were made.  (No order across caches: each cache's records come from its
+        own event ring.)  In a shared arena: the records of this process's operations."""
+        out: list[str] = []
+        for cid, cache in enumerate(self._caches):
+            if cache is not None:
+                cache._after()                         # what the core left in the ring
+                out.extend(cache.reports)
+            elif cid in self._destroyed_reports:
+                out.extend(self._destroyed_reports[cid])
+        return out
 
     @property
     def caches(self) -> dict[str, Cache]:
