@@ -460,7 +460,8 @@ def test_trace_logs_every_alloc_and_free(caplog) -> None:
         p = c.alloc_many(3)
         q = [int(x) for x in p]
         c.free_bulk(p)
-    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"
+             and r.getMessage().startswith("TRACE ")]          # (frees add the object dump)
     kinds = [(ln.split()[2], int(ln.split()[3], 16)) for ln in lines]
     assert kinds == [("alloc", a), ("free", a)] + [("alloc", x) for x in q] + [
         ("free", x) for x in q]
@@ -732,3 +733,33 @@ def test_memory_reports_are_every_caches_in_creation_order():
     assert mem.reports[-1] == f"FIX gone: Restoring {xg + 64:#x}-{xg + 64:#x}=0xcc"
     assert [r.cache for r in mem.reports] == ["a"] * 5 + ["b"] * 2 + ["gone"] * 2
     b.free(xb)
+
+
+@pytest.mark.parametrize("slub", GENERATIONS)
+def test_trace_dumps_the_object_on_free(caplog, slub) -> None:
+    """The kernel's trace() also print_section("Object ", object, object_size) on free:
+    print_hex_dump(DUMP_PREFIX_ADDRESS, 16, 1, ascii), before the free (the caller's bytes)."""
+    import logging
+    mem = pyslub.Memory(size=8 << 20, nr_cpus=2, slab_debug="T", slub=slub)
+    c = mem.create_cache("traced", 64)
+    d = mem.create_cache("odd", 24)
+    a, b = c.alloc(), d.alloc()
+    c.view(a)[:] = bytes(range(0x40, 0x80))
+    d.view(b)[:] = b"pyslub\x00\xff" + bytes(range(0x61, 0x71))
+    with caplog.at_level(logging.INFO, logger="pyslub.trace"):
+        c.free(a)
+        d.free_bulk(np.array([b], dtype=np.uint64))
+        x = c.alloc()                                   # alloc: no dump
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"]
+    assert lines[0].startswith(f"TRACE traced free {a:#x} inuse=")
+    assert lines[1:5] == [
+        f"Object {a:016x}: 40 41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f  @ABCDEFGHIJKLMNO",
+        f"Object {a + 16:016x}: 50 51 52 53 54 55 56 57 58 59 5a 5b 5c 5d 5e 5f  PQRSTUVWXYZ[\\]^_",
+        f"Object {a + 32:016x}: 60 61 62 63 64 65 66 67 68 69 6a 6b 6c 6d 6e 6f  `abcdefghijklmno",
+        f"Object {a + 48:016x}: 70 71 72 73 74 75 76 77 78 79 7a 7b 7c 7d 7e 7f  "
+        "pqrstuvwxyz{|}~."]
+    assert lines[5].startswith(f"TRACE odd free {b:#x} inuse=")
+    assert lines[6:8] == [
+        f"Object {b:016x}: 70 79 73 6c 75 62 00 ff 61 62 63 64 65 66 67 68  pyslub..abcdefgh",
+        f"Object {b + 16:016x}: 69 6a 6b 6c 6d 6e 6f 70                          ijklmnop"]
+    assert lines[8].startswith(f"TRACE traced alloc {x:#x} ") and len(lines) == 9

@@ -275,7 +275,7 @@ class Cache(KmemCache):
         cpu: i64 = cs & 0xFFFFFFFF
         nreports = len(self.reports)
         if self.flags & SLAB_TRACE:
-            _debug.trace(self, (a,), False)
+            _debug.trace(self, (a,), False, self.seg.raw)
         page: i64 = self.release_checked(a)
         if page < 0:
             raise SlabError(f"cache {self.name!r}: cannot free address {a:#x}: "
@@ -395,7 +395,7 @@ class Cache(KmemCache):
         if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
             addrs = p[:n].tolist()
             if self.flags & SLAB_TRACE:
-                _debug.trace(self, addrs, False)
+                _debug.trace(self, addrs, False, self.seg.raw)
         bad: i64
         if cython.compiled:
             stackbuf = cython.declare(i64[256])

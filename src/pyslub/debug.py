@@ -666,17 +666,33 @@ def track_info(view, cache) -> list[str]:
 # =============================================================================================
 # SLAB_TRACE (T): trace()
 # =============================================================================================
-# The kernel prints "TRACE <cache> alloc|free <object> inuse=<n> fp=<freelist>" (and a dump
-# of the object on free) to the kernel log.  pyslub logs the same line to the logging logger
-# "pyslub.trace" at INFO, so it is printed only when asked, e.g.
-# logging.basicConfig(level=logging.INFO).
+# The kernel prints "TRACE <cache> alloc|free <object> inuse=<n> fp=<freelist>" and, on free, a
+# hex dump of the object (print_section("Object ", ...)) to the kernel log.  pyslub logs the
+# same lines to the logging logger "pyslub.trace" at INFO, one record per line, so they are
+# printed only when asked, e.g. logging.basicConfig(level=logging.INFO).
 
 TRACE_LOG = logging.getLogger("pyslub.trace")
 
 
-def trace(cache, addrs, alloc: bool) -> None:
-    """trace(): one line per object, with its slab's inuse and freelist at that moment
-    (frees are traced before the free, as free_debug_processing() does)."""
+def print_section(text: str, addr: int, data: bytes) -> list[str]:
+    """print_section() = print_hex_dump(level, text, DUMP_PREFIX_ADDRESS, 16, 1, addr, len,
+    true): 16 bytes a line, "<text><address>: xx xx ... xx  <ascii>" (the ASCII column
+    starts at 49, a non-printable byte is '.'); the address as %p of v4.4 printed it, 16 hex
+    digits (modern kernels hash it)."""
+    out = []
+    for i in range(0, len(data), 16):
+        row = data[i:i + 16]
+        hexpart = " ".join(f"{b:02x}" for b in row)
+        asc = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in row)
+        out.append(f"{text}{addr + i:016x}: {hexpart.ljust(49)}{asc}")
+    return out
+
+
+def trace(cache, addrs, alloc: bool, raw=None) -> None:
+    """trace(): one line per object, with its slab's inuse and freelist at that moment, and
+    for a free the object's bytes (frees are traced before the free, as
+    free_debug_processing() does: the dump shows what the caller left in it).  ``raw(addr,
+    n)``: a view of arena bytes (needed for frees)."""
     if not TRACE_LOG.isEnabledFor(logging.INFO):
         return
     what = "alloc" if alloc else "free"
@@ -689,3 +705,6 @@ def trace(cache, addrs, alloc: bool) -> None:
             continue
         TRACE_LOG.info("TRACE %s %s %#x inuse=%d fp=%#x", cache.name, what, a, st["inuse"],
                        st["freelist"])
+        if not alloc and raw is not None:
+            for line in print_section("Object ", a, bytes(raw(a, cache.object_size))):
+                TRACE_LOG.info("%s", line)
