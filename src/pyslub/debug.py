@@ -648,7 +648,7 @@ def read_track(view, cache, which: int) -> dict | None:
     pid = int.from_bytes(t[140:144], "little")
     when = int.from_bytes(t[144:152], "little")
     return {"site": _SITES[site] if site < len(_SITES) else f"<site {site} of another process>",
-            "cpu": cpu, "pid": pid, "when": when,
+            "addr": site, "cpu": cpu, "pid": pid, "when": when,
             "age": time.monotonic_ns() // 1_000_000 - when}
 
 
