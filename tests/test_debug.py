@@ -763,3 +763,24 @@ def test_trace_dumps_the_object_on_free(caplog, slub) -> None:
         f"Object {b:016x}: 70 79 73 6c 75 62 00 ff 61 62 63 64 65 66 67 68  pyslub..abcdefgh",
         f"Object {b + 16:016x}: 69 6a 6b 6c 6d 6e 6f 70                          ijklmnop"]
     assert lines[8].startswith(f"TRACE traced alloc {x:#x} ") and len(lines) == 9
+
+
+def test_freelist_to_a_live_object_is_cut_before_the_debug_checks(kmem):
+    """Safe mode + Z: a use after free points a freed object's free pointer at a live one.
+    The allocation that meets the live object is refused before alloc_debug_processing()
+    could check it as a free object and "restore" its red zone to 0xbb."""
+    if not kmem.checks:
+        pytest.skip("safe mode's state bytes catch it")
+    s = kmem.create_cache("cut", 64, flags=Z | NO_USER)
+    a, b, c = s.alloc(), s.alloc(), s.alloc()
+    s.free(b)
+    s.free(c)                                           # freelist: c -> b
+    kmem.raw(c + s.offset, 8)[:] = a.to_bytes(8, "little")     # c -> a (live)
+    assert s.alloc() == c
+    with pytest.raises(SlabError, match="Freelist points to an object in use"):
+        s.alloc()
+    assert bytes(kmem.raw(a + 64, 8)) == b"\xcc" * 8     # a's red zone is still SLUB_RED_ACTIVE
+    n = len(s.reports)
+    s.free(a)
+    s.free(c)
+    assert s.reports[n:] == []

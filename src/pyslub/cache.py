@@ -207,6 +207,8 @@ class Cache(KmemCache):
         """Debug caches: raise if the consistency checks refused to free objects (the core
         said so: a "... not freed" record), naming what they found."""
         self._after()
+        if len(self.reports) == before:           # (the common case: nothing to look at)
+            return
         new = self.reports[before:]
         if any("not freed" in m for m in new):
             raise SlabError(f"cache {self.name!r}: " + "; ".join(

@@ -1112,10 +1112,16 @@ class KmemCache:
             if freelist == 0:
                 return 0                            # slab_out_of_memory()
             page = self.meta[c + C_PAGE]
-            if not self.debug or (self.checks and self.state[freelist >> 3] != OBJ_FREE):
-                # (safe mode: a freelist leading to an object in use is cut before the debug
-                # checks could "restore" bytes of that object)
+            if not self.debug:
                 return self.load_freelist(c, st, page, freelist)
+            if self.checks and self.state[freelist >> 3] != OBJ_FREE:
+                # safe mode: a freelist leading to an object in use is cut before the debug
+                # checks could "restore" bytes of that object; the slab goes back full
+                self.take_object(page, freelist)    # (reported)
+                self.deactivate_slab(c, st, page, 0)
+                self.meta[c + C_PAGE] = 0
+                self.meta[c + C_FREELIST] = 0
+                return ERR_CORRUPT
             if not self.alloc_debug_processing(st, page, freelist, orig_size):
                 page = 0                            # slab failed checks: next slab needed
                 continue
