@@ -3,7 +3,8 @@
     python benchmarks/debug_cost.py        # needs valgrind; ~3 minutes
 
 Modes: ``checks=False`` (the kernel's unchecked paths, what the seed table measures), the
-default safe mode (object state bytes), and slab_debug F, Z, P, U and FZPU on top of it.  Two
+default safe mode (object state bytes), and slab_debug F, Z, P, U and FZPU on top of it (FZPU
+also with SLUB 7.0's debug paths).  Two
 loops per mode, as benchmarks/api_instructions.py: ``cache.free(cache.alloc())`` and
 ``alloc_bulk`` + ``free_bulk`` of 64 objects (per object), 64-byte objects.
 """
@@ -18,7 +19,8 @@ from api_instructions import instructions
 MODES = [("checks=False", "checks=False"), ("default (checks)", ""),
          ("slab_debug=F", "slab_debug='F'"), ("slab_debug=Z", "slab_debug='Z'"),
          ("slab_debug=P", "slab_debug='P'"), ("slab_debug=U", "slab_debug='U'"),
-         ("slab_debug=FZPU", "slab_debug='FZPU'")]
+         ("slab_debug=FZPU", "slab_debug='FZPU'"),
+         ("FZPU, slub=7.0", "slab_debug='FZPU', slub='7.0'")]
 SETUP = ("import numpy as np, pyslub\nmem = pyslub.Memory(size=64 << 20, nr_cpus=1, ARGS)\n"
          "c = mem.create_cache('t', 64)\n")
 PAIR = "al, fr = c.alloc, c.free\nfor _ in range(N):\n    fr(al())\n"

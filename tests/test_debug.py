@@ -55,12 +55,16 @@ def test_shrink_promotes_like_the_kernel_and_counts_nothing():
     assert c.validate() == []
 
 
+GENERATIONS = ("4.4", "6.18", "7.0")
+
+
+@pytest.mark.parametrize("slub", GENERATIONS)
 @pytest.mark.parametrize("flag", [SLAB_RED_ZONE, SLAB_POISON, SLAB_STORE_USER,
                                   SLAB_CONSISTENCY_CHECKS])
-def test_any_debug_flag_runs_the_free_checks(flag):
+def test_any_debug_flag_runs_the_free_checks(flag, slub):
     """v4.4: kmem_cache_debug(s) (any debug flag) runs free_debug_processing's checks; with
     the safe mode off they are what catches a double free."""
-    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, checks=False)
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, checks=False, slub=slub)
     c = mem.create_cache("dbg", 64, flags=flag)
     a = c.alloc()
     b = c.alloc()
@@ -255,10 +259,15 @@ def test_slab_debug_O_drops_metadata_when_the_order_would_grow():
 NO_USER = pyslub.SLAB_NO_USER_FLAGS
 
 
-@pytest.fixture(params=[True, False], ids=["checks", "unchecked"])
+@pytest.fixture(params=[(checks, slub) for slub in ("4.4", "6.18", "7.0")
+                        for checks in (True, False)],
+                ids=lambda p: f"{'checks' if p[0] else 'unchecked'}-{p[1]}")
 def kmem(request):
-    """A Memory whose slab_debug= would turn everything on: the kunit caches ignore it."""
-    return pyslub.Memory(size=16 << 20, nr_cpus=2, checks=request.param, slab_debug="FZPU")
+    """A Memory whose slab_debug= would turn everything on: the kunit caches ignore it.  Every
+    SLUB generation: debug caches run the same alloc/free debug processing in each (7.0's
+    alloc_single_from_partial / _new_slab, free_to_partial_list)."""
+    checks, slub = request.param
+    return pyslub.Memory(size=16 << 20, nr_cpus=2, checks=checks, slub=slub, slab_debug="FZPU")
 
 
 def test_clobber_zone(kmem):
@@ -275,8 +284,12 @@ def test_clobber_zone(kmem):
     s.destroy()
 
 
-def test_next_pointer(kmem):
-    s = kmem.create_cache("TestSlub_next_ptr_free", 64, flags=P | NO_USER)
+@pytest.mark.parametrize("hardened", [False, True])
+def test_next_pointer(kmem, hardened):
+    """(Also with CONFIG_SLAB_FREELIST_HARDENED, as in distribution kernels: the inverted
+    byte of the encoded word decodes to a pointer just as wrong.)"""
+    s = kmem.create_cache("TestSlub_next_ptr_free", 64, flags=P | NO_USER,
+                          freelist_hardened=hardened)
     p = s.alloc()
     s.free(p)
     fp = kmem.raw(p + s.offset, 8)
@@ -344,8 +357,9 @@ def test_free_with_clobbered_redzone_leaks_the_object(kmem):
     kmem.raw(a + 64, 1)[0] = 0x55
     with pytest.raises(SlabError, match=r"Redzone overwritten"):
         c.free(a)
-    assert c.reports[-2:] == ["BUG rz (Not tainted): Redzone overwritten",
-                              f"FIX rz: Restoring {a + 64:#x}-{a + 64:#x}=0xcc"]
+    assert c.reports[-3:] == ["BUG rz (Not tainted): Redzone overwritten",
+                              f"FIX rz: Restoring {a + 64:#x}-{a + 64:#x}=0xcc",
+                              f"FIX rz: Object at {a:#x} not freed"]   # (modern; v4.4 freed it)
     assert a not in c.free_objects(c.slab_of(a))       # leaked on purpose
     got = {c.alloc() for _ in range(100)}
     assert a not in got and b not in got
@@ -429,8 +443,9 @@ def test_store_user_tracks_the_python_call_site_cpu_and_pid() -> None:
         pyslub.Memory(size=8 << 20, nr_cpus=2).create_cache("plain", 64).track(a)
 
 
-def test_object_reports_carry_the_tracks() -> None:
-    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZU")
+@pytest.mark.parametrize("slub", GENERATIONS)
+def test_object_reports_carry_the_tracks(slub) -> None:
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="FZU", slub=slub)
     c = mem.create_cache("z", 60)
     b = c.alloc()
     mem.raw(b + 60, 1)[:] = b"\x00"                  # one byte of the right red zone
@@ -449,7 +464,8 @@ def test_trace_logs_every_alloc_and_free(caplog) -> None:
         p = c.alloc_many(3)
         q = [int(x) for x in p]
         c.free_bulk(p)
-    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"
+             and r.getMessage().startswith("TRACE ")]          # (frees add the object dump)
     kinds = [(ln.split()[2], int(ln.split()[3], 16)) for ln in lines]
     assert kinds == [("alloc", a), ("free", a)] + [("alloc", x) for x in q] + [
         ("free", x) for x in q]
@@ -459,3 +475,316 @@ def test_trace_logs_every_alloc_and_free(caplog) -> None:
     caplog.clear()
     c.free(c.alloc())                                 # logging off: nothing recorded
     assert not [r for r in caplog.records if r.name == "pyslub.trace"]
+
+
+# -- the kmalloc red zone (orig_size, ~v6.1) ---------------------------------------------------
+
+KMALLOC = pyslub.SLAB_KMALLOC
+
+
+def test_kmalloc_redzone_access(kmem):
+    """slub_kunit test_kmalloc_redzone_access: 32-byte kmalloc-type cache with U and Z,
+    __kmalloc_cache(s, 18), p[18] = p[19] = 0xab: validate -> 2 errors."""
+    s = kmem.create_cache("TestSlub_RZ_kmalloc", 32, flags=KMALLOC | U | Z | NO_USER)
+    # object 32 + red zone 8 = inuse 40; free pointer behind it; 2 tracks; orig_size; pad word
+    assert (s.object_size, s.inuse, s.offset, s.size) == (32, 40, 40, 368)
+    p = s.kmalloc(18)
+    raw = kmem.raw(p, s.size)
+    assert bytes(raw[18:40]) == b"\xcc" * 22                # kmalloc red zone + red zone
+    orig = 40 + 8 + 2 * 152
+    assert int.from_bytes(raw[orig:orig + 4], "little") == 18
+    raw[18] = 0xAB
+    raw[19] = 0xAB
+    errors = s.validate()
+    assert errors == ["BUG TestSlub_RZ_kmalloc (Not tainted): kmalloc Redzone overwritten",
+                      f"FIX TestSlub_RZ_kmalloc: Restoring {p + 18:#x}-{p + 19:#x}=0xcc"]
+    assert errors[0].info[0] == f"INFO: {p + 18:#x}-{p + 19:#x}. First byte 0xab instead of 0xcc"
+    assert errors[0].obj == p
+    assert s.validate() == []
+    s.free(p)
+    s.destroy()
+
+
+def test_kmalloc_redzone_at_free_leaks_the_object(kmem):
+    s = kmem.create_cache("rzk", 32, flags=KMALLOC | U | Z | NO_USER)
+    a, b = s.kmalloc(20), s.kmalloc(32)
+    kmem.raw(a + 31, 1)[0] = 0                              # last byte of the object
+    kmem.raw(b + 31, 1)[0] = 0                              # (b asked for all 32 bytes)
+    with pytest.raises(SlabError, match="kmalloc Redzone overwritten"):
+        s.free(a)
+    assert s.reports[-3:] == ["BUG rzk (Not tainted): kmalloc Redzone overwritten",
+                              f"FIX rzk: Restoring {a + 31:#x}-{a + 31:#x}=0xcc",
+                              f"FIX rzk: Object at {a:#x} not freed"]
+    assert a not in s.free_objects(s.slab_of(a))            # leaked on purpose
+    s.free(b)
+    assert s.validate() == []
+
+
+def test_alloc_of_a_kmalloc_cache_records_object_size(kmem):
+    """kmem_cache_alloc() passes orig_size = object_size: no kmalloc red zone."""
+    s = kmem.create_cache("rzk", 32, flags=KMALLOC | U | Z | NO_USER)
+    p = s.alloc()
+    orig = s.inuse + 8 + 2 * 152
+    assert int.from_bytes(kmem.raw(p + orig, 4), "little") == 32
+    kmem.raw(p + 18, 14)[:] = b"\x01" * 14
+    assert s.validate() == []
+    q = s.alloc_many(3)                                     # bulk: object_size too
+    kmem.raw(int(q[1]) + 31, 1)[0] = 7
+    assert s.validate() == []
+    s.free(p)
+    s.free_bulk(q)
+
+
+def test_orig_size_needs_store_user_and_the_red_zone_needs_z():
+    """slub_debug_orig_size() is SLAB_KMALLOC + SLAB_STORE_USER (the 4 bytes); the kmalloc red
+    zone and the moved free pointer also need SLAB_RED_ZONE."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    ku = mem.create_cache("ku", 32, flags=KMALLOC | U)
+    u = mem.create_cache("u", 32, flags=U)
+    kz = mem.create_cache("kz", 32, flags=KMALLOC | Z)
+    assert (ku.offset, ku.size) == (0, 32 + 2 * 152 + 4 + 4)   # 340, aligned to 8: 344
+    assert u.size == 32 + 2 * 152
+    assert (kz.offset, kz.inuse, kz.size) == (0, 40, 48)
+    p = ku.kmalloc(5)
+    assert int.from_bytes(mem.raw(p + 32 + 304, 4), "little") == 5
+    mem.raw(p + 5, 27)[:] = b"\x02" * 27                   # no red zone: nothing to report
+    assert ku.validate() == []
+    q = kz.kmalloc(5)
+    mem.raw(q + 5, 27)[:] = b"\x02" * 27
+    assert kz.validate() == []                              # no orig_size without U
+    ku.free(p)
+    kz.free(q)
+
+
+def test_mem_kmalloc_records_the_requested_size():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="ZU,kmalloc-*")
+    p = mem.kmalloc(18)
+    kc = mem.cache_of(p)
+    assert kc.name == "kmalloc-32" and kc.flags & KMALLOC and kc.flags & (Z | U) == Z | U
+    assert kc.offset == kc.inuse == 40
+    mem.raw(p + 20, 1)[0] = 0x11
+    assert kc.validate() == ["BUG kmalloc-32 (Not tainted): kmalloc Redzone overwritten",
+                             f"FIX kmalloc-32: Restoring {p + 20:#x}-{p + 20:#x}=0xcc"]
+    mem.view(p)[:18] = b"x" * 18                            # the requested bytes are the user's
+    assert kc.validate() == []
+    mem.kfree(p)
+    plain = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    q = plain.kmalloc(18)
+    assert plain.cache_of(q).flags & KMALLOC and not plain.cache_of(q).debug
+    plain.view(q)[:32] = b"y" * 32
+    assert plain.cache_of(q).validate() == []
+    plain.kfree(q)
+
+
+def test_cache_kmalloc_refuses_bad_input():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    s = mem.create_cache("k", 32, flags=KMALLOC | U | Z)
+    plain = mem.create_cache("p", 32, flags=U | Z)
+    for bad, exc, what in ((0, ValueError, "outside 1..32"), (33, ValueError, "outside 1..32"),
+                           (-1, ValueError, "outside"), ("8", TypeError, "must be an int"),
+                           (True, TypeError, "must be an int"), (8.0, TypeError, "int")):
+        with pytest.raises(exc, match=what):
+            s.kmalloc(bad)
+    with pytest.raises(ValueError, match="not a kmalloc cache"):
+        plain.kmalloc(8)
+    assert s.nr_slabs == 0 and plain.nr_slabs == 0 and s.reports == [] == plain.reports
+    with pytest.raises(ValueError, match="unknown cache flags"):
+        mem.create_cache("bad", 32, flags=0x1)
+
+
+# -- 7.0 debug caches: the same alloc/free debug processing as 4.4 -----------------------------
+
+def test_70_debug_cache_takes_one_object_per_slow_path_call():
+    """sheaves.md 3.14: a debug cache has no sheaves; every allocation is one ___slab_alloc
+    (ALLOC_SLOWPATH, bulk too), every free one __slab_free (FREE_SLOWPATH); the first object
+    of a new slab comes from alloc_single_from_new_slab, the rest from the partial list."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slub="7.0")
+    c = mem.create_cache("d70", 64, flags=Z)
+    assert c.sheaf_capacity == 0
+    a = [c.alloc() for _ in range(3)]
+    p = c.alloc_many(5)
+    st = c.stats()
+    assert (st["alloc_slowpath"], st["alloc_fastpath"], st["alloc_slab"]) == (8, 0, 1)
+    assert c.nr_partial == 1 and c.slab_state(c.slab_of(a[0]))["inuse"] == 8
+    raw = mem.raw(a[0], c.size)
+    assert bytes(raw[64:72]) == b"\xcc" * 8                 # init_object(SLUB_RED_ACTIVE)
+    for x in a:
+        c.free(x)
+    c.free_bulk(p)
+    st = c.stats()
+    assert (st["free_slowpath"], st["free_fastpath"]) == (8, 0)
+    assert bytes(raw[64:72]) == b"\xbb" * 8                 # init_object(SLUB_RED_INACTIVE)
+    assert c.validate() == []
+
+
+@pytest.mark.parametrize("slub", GENERATIONS)
+@pytest.mark.parametrize("flags, walked", [(Z | U, True), (Z, False)])
+def test_full_slabs_are_validated_with_store_user(slub, flags, walked):
+    """validate_slab_cache() walks the full list, which only U keeps (add_full): a red zone
+    written in an object of a full slab is found with U, and (as in the kernel) not without."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slub=slub)
+    c = mem.create_cache("full", 64, flags=flags | NO_USER)
+    objs = [c.alloc() for _ in range(c.objects)]
+    assert len({c.slab_of(x) for x in objs}) == 1 and c.nr_partial == 0
+    mem.raw(objs[3] + 64, 1)[0] = 0x77
+    errors = c.validate()
+    assert len(errors) == (2 if walked else 0)
+    if walked:
+        assert errors[0] == "BUG full (Not tainted): Redzone overwritten"
+    else:
+        with pytest.raises(SlabError, match="Redzone overwritten"):
+            c.free(objs[3])                                 # caught at free instead
+        del objs[3]
+    for x in objs:
+        c.free(x)
+    assert c.validate() == []
+
+
+# -- padding checks where the kernel runs them -------------------------------------------------
+
+def test_padding_checks_at_alloc_and_free(kmem):
+    """check_object() (P, no Z) checks the alignment padding [object_size, inuse) and, through
+    check_pad_bytes(), the padding after the metadata: each bad run is one BUG + one FIX, the
+    bytes restored, and neither fails the check (v4.4: "cleans up on its own")."""
+    c = kmem.create_cache("pad", 60, align=64, flags=P | NO_USER)
+    assert (c.object_size, c.inuse, c.offset, c.size) == (60, 64, 64, 128)
+    a = c.alloc()
+    raw = kmem.raw(a, c.size)
+    assert bytes(raw[60:64]) == b"\x5a" * 4 and bytes(raw[72:128]) == b"\x5a" * 56
+    raw[62] = 1                                             # alignment padding
+    raw[100] = 2                                            # object padding
+    raw[101] = 3
+    n = len(c.reports)
+    c.free(a)                                               # freed all the same
+    assert c.reports[n:] == [
+        "BUG pad (Not tainted): Alignment padding overwritten",
+        f"FIX pad: Restoring {a + 62:#x}-{a + 62:#x}=0x5a",
+        "BUG pad (Not tainted): Object padding overwritten",
+        f"FIX pad: Restoring {a + 100:#x}-{a + 101:#x}=0x5a"]
+    assert c.reports[n + 2].info[0] == (f"INFO: {a + 100:#x}-{a + 101:#x}. First byte 0x2 "
+                                        "instead of 0x5a")
+    assert a in c.free_objects(c.slab_of(a))
+    assert bytes(raw[60:64]) == b"\x5a" * 4 and bytes(raw[72:128]) == b"\x5a" * 56
+    raw[127] = 9                                            # a is the next object handed out
+    assert c.alloc() == a
+    assert c.reports[n + 4:] == ["BUG pad (Not tainted): Object padding overwritten",
+                                 f"FIX pad: Restoring {a + 127:#x}-{a + 127:#x}=0x5a"]
+    assert raw[127] == 0x5A
+    c.free(a)
+    assert c.validate() == []
+
+
+@pytest.mark.parametrize("how", ["shrink", "destroy"])
+def test_free_slab_checks_a_debug_slab(kmem, how):
+    """__free_slab() of a debug cache: slab_pad_check(), then check_object(SLUB_RED_INACTIVE)
+    on every object; reported and repaired, the slab freed anyway."""
+    c = kmem.create_cache("fs", 64, flags=P | NO_USER)     # 56 objects of 72 bytes, 64 left
+    a = c.alloc()
+    c.free(a)
+    slab = c.slab_of(a)
+    assert c.nr_partial == 1                                # empty, kept: nr_partial < 5
+    tail = slab + 56 * 72
+    kmem.raw(tail + 3, 2)[:] = b"\x00\x01"
+    kmem.raw(a + 10, 1)[0] = 0x10                           # a write after free
+    kmem.raw(a + 2 * 72 + 63, 1)[0] = 0x11                  # a never-allocated object's end
+    n = len(c.reports)
+    pages = kmem.free_pages()
+    if how == "shrink":
+        assert c.shrink() == 1
+    else:
+        c.destroy()
+    assert kmem.free_pages() == pages + 1
+    assert c.reports[n:] == [
+        f"BUG fs (Not tainted): Padding overwritten. {tail + 3:#x}-{tail + 4:#x}",
+        f"FIX fs: Restoring {tail:#x}-{slab + 4095:#x}=0x5a",
+        "BUG fs (Not tainted): Poison overwritten",
+        f"FIX fs: Restoring {a + 10:#x}-{a + 10:#x}=0x6b",
+        "BUG fs (Not tainted): Poison overwritten",
+        f"FIX fs: Restoring {a + 2 * 72 + 63:#x}-{a + 2 * 72 + 63:#x}=0xa5"]
+    assert c.reports[n + 2].obj == a
+
+
+def test_free_slab_of_a_clean_debug_slab_reports_nothing(kmem):
+    c = kmem.create_cache("clean", 64, flags=Z | P | U | NO_USER)
+    p = c.alloc_many(c.objects * 2)
+    c.free_bulk(p)
+    assert c.shrink() >= 1 and c.nr_slabs == 0 and c.reports == []
+
+
+# -- mem.reports -------------------------------------------------------------------------------
+
+def test_memory_reports_are_every_caches_in_creation_order():
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    a = mem.create_cache("a", 64, flags=Z)
+    b = mem.create_cache("b", 64, flags=Z)
+    gone = mem.create_cache("gone", 64, flags=Z)
+    quiet = mem.create_cache("quiet", 64)
+    assert mem.reports == []
+    xb, xa, xg = b.alloc(), a.alloc(), gone.alloc()
+    quiet.free(quiet.alloc())
+    for x in (xb, xa, xg):
+        mem.raw(x + 64, 1)[0] = 1
+    rb = b.validate()                                   # b's records are made first ...
+    ra = a.validate()
+    rg = gone.validate()
+    gone.free(xg)
+    mem.destroy_cache(gone)
+    with pytest.raises(SlabError, match="Redzone overwritten"):
+        mem.raw(xa + 65, 1)[0] = 2
+        a.free(xa)                                      # ... a's last
+    assert len(ra) == len(rb) == len(rg) == 2
+    assert mem.reports == ra + a.reports[2:] + rb + rg  # ... but a was created first
+    assert mem.reports[-1] == f"FIX gone: Restoring {xg + 64:#x}-{xg + 64:#x}=0xcc"
+    assert [r.cache for r in mem.reports] == ["a"] * 5 + ["b"] * 2 + ["gone"] * 2
+    b.free(xb)
+
+
+@pytest.mark.parametrize("slub", GENERATIONS)
+def test_trace_dumps_the_object_on_free(caplog, slub) -> None:
+    """The kernel's trace() also print_section("Object ", object, object_size) on free:
+    print_hex_dump(DUMP_PREFIX_ADDRESS, 16, 1, ascii), before the free (the caller's bytes)."""
+    import logging
+    mem = pyslub.Memory(size=8 << 20, nr_cpus=2, slab_debug="T", slub=slub)
+    c = mem.create_cache("traced", 64)
+    d = mem.create_cache("odd", 24)
+    a, b = c.alloc(), d.alloc()
+    c.view(a)[:] = bytes(range(0x40, 0x80))
+    d.view(b)[:] = b"pyslub\x00\xff" + bytes(range(0x61, 0x71))
+    with caplog.at_level(logging.INFO, logger="pyslub.trace"):
+        c.free(a)
+        d.free_bulk(np.array([b], dtype=np.uint64))
+        x = c.alloc()                                   # alloc: no dump
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyslub.trace"]
+    assert lines[0].startswith(f"TRACE traced free {a:#x} inuse=")
+    assert lines[1:5] == [
+        f"Object {a:016x}: 40 41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f  @ABCDEFGHIJKLMNO",
+        f"Object {a + 16:016x}: 50 51 52 53 54 55 56 57 58 59 5a 5b 5c 5d 5e 5f  PQRSTUVWXYZ[\\]^_",
+        f"Object {a + 32:016x}: 60 61 62 63 64 65 66 67 68 69 6a 6b 6c 6d 6e 6f  `abcdefghijklmno",
+        f"Object {a + 48:016x}: 70 71 72 73 74 75 76 77 78 79 7a 7b 7c 7d 7e 7f  "
+        "pqrstuvwxyz{|}~."]
+    assert lines[5].startswith(f"TRACE odd free {b:#x} inuse=")
+    assert lines[6:8] == [
+        f"Object {b:016x}: 70 79 73 6c 75 62 00 ff 61 62 63 64 65 66 67 68  pyslub..abcdefgh",
+        f"Object {b + 16:016x}: 69 6a 6b 6c 6d 6e 6f 70                          ijklmnop"]
+    assert lines[8].startswith(f"TRACE traced alloc {x:#x} ") and len(lines) == 9
+
+
+def test_freelist_to_a_live_object_is_cut_before_the_debug_checks(kmem):
+    """Safe mode + Z: a use after free points a freed object's free pointer at a live one.
+    The allocation that meets the live object is refused before alloc_debug_processing()
+    could check it as a free object and "restore" its red zone to 0xbb."""
+    if not kmem.checks:
+        pytest.skip("safe mode's state bytes catch it")
+    s = kmem.create_cache("cut", 64, flags=Z | NO_USER)
+    a, b, c = s.alloc(), s.alloc(), s.alloc()
+    s.free(b)
+    s.free(c)                                           # freelist: c -> b
+    kmem.raw(c + s.offset, 8)[:] = a.to_bytes(8, "little")     # c -> a (live)
+    assert s.alloc() == c
+    with pytest.raises(SlabError, match="Freelist points to an object in use"):
+        s.alloc()
+    assert bytes(kmem.raw(a + 64, 8)) == b"\xcc" * 8     # a's red zone is still SLUB_RED_ACTIVE
+    n = len(s.reports)
+    s.free(a)
+    s.free(c)
+    assert s.reports[n:] == []

@@ -258,3 +258,59 @@ def test_bulk_arrays_keep_sysfs_consistent():
     assert int(d["objects"].split()[0]) == c.occupancy()["objects"]
     assert d["free_slowpath"] == sysfs.show_stat([c.stats(cpu=k)["free_slowpath"]
                                                   for k in range(2)])
+
+
+# -- alloc_calls / free_calls (SLAB_STORE_USER, v4.4 list_locations) ---------------------------
+
+def test_cpulist_ranges():
+    assert sysfs.cpulist({0}) == "0"
+    assert sysfs.cpulist({3, 0, 1, 2, 5, 7, 8}) == "0-3,5,7-8"
+
+
+def test_alloc_calls_and_free_calls_group_the_u_tracks():
+    import inspect
+    import re
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slab_debug="U,tracked")
+    c = mem.create_cache("tracked", 64)
+    plain = mem.create_cache("plain", 64)
+    d = mem.sysfs()["tracked"]
+    assert "alloc_calls" not in mem.sysfs()["plain"]       # (the kernel: ENOSYS on read)
+    attrs = list(d)
+    assert attrs[attrs.index("validate") + 1:attrs.index("validate") + 3] == list(sysfs.CALLS)
+    assert d["alloc_calls"] == d["free_calls"] == "No data\n"
+    here = inspect.currentframe()
+    fn = here.f_code.co_name
+    a, b = [], []
+    for _ in range(3):                                      # (a comprehension is a frame of
+        a.append(c.alloc()); la = here.f_lineno                    # noqa: E702
+    with mem.on_cpu(1):                                     # its own before Python 3.12)
+        for _ in range(2):
+            b.append(c.alloc()); lb = here.f_lineno                # noqa: E702
+    c.free(a[0]); lf = here.f_lineno                               # noqa: E702
+    again = c.alloc(); lg = here.f_lineno                          # noqa: E702
+    assert again == a[0]                                    # its FREE track is kept
+    pid = os.getpid()
+    age = r"age=\d+(/\d+/\d+)?"
+    lines = d["alloc_calls"].splitlines()
+    assert len(lines) == 3                                  # in the order sites were first seen
+    assert re.fullmatch(rf"      2 {re.escape(__file__)}:{la} {fn} {age} pid={pid} cpus=0",
+                        lines[0]), lines
+    assert re.fullmatch(rf"      2 {re.escape(__file__)}:{lb} {fn} {age} pid={pid} cpus=1",
+                        lines[1]), lines
+    assert re.fullmatch(rf"      1 {re.escape(__file__)}:{lg} {fn} age=\d+ pid={pid} cpus=0",
+                        lines[2]), lines
+    lines = d["free_calls"].splitlines()
+    assert re.fullmatch(r"      4 <not-available> age=\d+ pid=0 cpus=0", lines[0]), lines
+    assert re.fullmatch(rf"      1 {re.escape(__file__)}:{lf} {fn} age=\d+ pid={pid} cpus=0",
+                        lines[1]), lines
+    assert len(lines) == 2
+    with pytest.raises(OSError) as e:
+        mem.sysfs().write("tracked", "alloc_calls", "1")
+    assert e.value.errno == errno.EACCES
+    for x in a[1:] + b + [again]:
+        c.free(x)
+    assert d["alloc_calls"] == "No data\n"
+    plain.free(plain.alloc())
+    for gen in ("6.18", "7.0"):                             # debugfs alloc_traces since v5.17
+        m = pyslub.Memory(size=8 << 20, nr_cpus=2, slab_debug="U", slub=gen)
+        assert "alloc_calls" not in m.sysfs()[m.create_cache("x", 64).name]

@@ -1,5 +1,6 @@
 """Hypothesis: random API calls interleaved with random writes into *freed* objects (use after
-free, through ``mem.raw``: views refuse freed objects), in the default safe mode and with F.
+free, through ``mem.raw``: views refuse freed objects), in the default safe mode, with F and
+with Z P (whose byte checks restore what they find: never in an object somebody holds).
 
 Whatever the writes do to the free pointers stored in freed objects, afterwards:
 * no object is ever handed to two owners (every address returned while we hold it is new);
@@ -31,7 +32,8 @@ HARDENING = [{}, {"freelist_hardened": True, "freelist_random": True, "freeptr":
 
 
 @SETTINGS
-@given(ops=OPS, flags=st.sampled_from([0, pyslub.SLAB_CONSISTENCY_CHECKS]),
+@given(ops=OPS, flags=st.sampled_from([0, pyslub.SLAB_CONSISTENCY_CHECKS,
+                                       pyslub.SLAB_POISON | pyslub.SLAB_RED_ZONE]),
        slub=st.sampled_from(["4.4", "7.0"]), size=st.sampled_from([16, 64, 200]),
        hardening=st.sampled_from(HARDENING))
 def test_writes_into_freed_objects_never_give_one_object_two_owners(ops, flags, slub, size,

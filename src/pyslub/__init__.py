@@ -50,6 +50,7 @@ from pyslub.cache import Cache  # noqa: E402
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.memory import CPU_POLICIES, KMALLOC_SIZES, SLUB_GENERATIONS, ZERO_SIZE_PTR, Memory  # noqa: E402
 from pyslub.record import probe, record_frees  # noqa: E402
+from pyslub.sizing import SLAB_KMALLOC  # noqa: E402
 
 COMPILED: bool = not _slab.__file__.endswith(".py")
 """True when the compiled core runs, False for the plain-Python modules."""
@@ -58,7 +59,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "COMPILED", "CPU_POLICIES", "Cache", "EXTRA_STAT_NAMES", "FREE_BULK_STRATEGIES",
-    "KMALLOC_SIZES", "Memory", "SLAB_CONSISTENCY_CHECKS", "SLAB_HWCACHE_ALIGN",
+    "KMALLOC_SIZES", "Memory", "SLAB_CONSISTENCY_CHECKS", "SLAB_HWCACHE_ALIGN", "SLAB_KMALLOC",
     "SLAB_NO_USER_FLAGS", "SLAB_POISON", "SLAB_RED_ZONE", "SLAB_STORE_USER", "SLAB_TRACE",
     "SLUB_GENERATIONS", "STAT_NAMES", "STAT_NAMES_618", "STAT_NAMES_70", "SlabError",
     "ZERO_SIZE_PTR", "probe", "record_frees",

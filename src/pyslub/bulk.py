@@ -84,7 +84,7 @@ def kmem_cache_alloc_bulk(s: KmemCache, c: i64, st: i64, size: i64,
         obj = freelist
         if obj == 0:
             s.meta[c + C_FREELIST] = 0
-            obj = s.slab_alloc_slowpath(c, st)
+            obj = s.slab_alloc_slowpath(c, st, s.object_size)
             freelist = s.meta[c + C_FREELIST]
             if obj <= 0:
                 err = obj

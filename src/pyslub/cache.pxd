@@ -3,7 +3,8 @@ from pyslub._layout cimport *
 from pyslub.slab cimport *
 from pyslub.bulk cimport check_bulk, kfree_check, kfree_bulk_lists
 from pyslub.sheaves cimport (kmem_cache_alloc, kmem_cache_free, kmem_cache_alloc_bulk_any,
-                             kmem_cache_free_bulk_any, pcs_flush_all, barn_shrink)
+                             kmem_cache_free_bulk_any, pcs_flush_all, barn_shrink,
+                             kmalloc_cache)
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free as c_free
 cimport numpy as cnp

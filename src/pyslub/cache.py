@@ -29,6 +29,7 @@ else:
     from pyslub.page_alloc import Segment
     from pyslub.sheaves import (
         barn_shrink,
+        kmalloc_cache,
         kmem_cache_alloc,
         kmem_cache_alloc_bulk_any,
         kmem_cache_free,
@@ -61,7 +62,7 @@ from pyslub._layout import (  # noqa: E402
 )
 from pyslub.errors import SlabError  # noqa: E402
 from pyslub.sheaves import alloc_from_sheaf, prefill_sheaf, return_sheaf, sheaf_size  # noqa: E402
-from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL  # noqa: E402
+from pyslub.sizing import MAX_PARTIAL, MIN_PARTIAL, SLAB_KMALLOC  # noqa: E402
 from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 
 # Bulk operations of at least this many objects release the GIL: measured with
@@ -307,12 +308,15 @@ class Cache(KmemCache):
         return SlabError(f"cache {self.name!r}: {what} failed: {last}")
 
     def _raise_refused(self, before):
-        """Debug caches: raise if the consistency checks refused to free objects."""
+        """Debug caches: raise if the consistency checks refused to free objects (the core
+        said so: a "... not freed" record), naming what they found."""
         self._after()
-        refused = [m for m in self.reports[before:]       # (a failed check_object: a BUG
-                   if "not freed" in m or m.startswith("BUG ") and "(Not tainted)" in m]
-        if refused:
-            raise SlabError(f"cache {self.name!r}: " + "; ".join(refused))
+        if len(self.reports) == before:           # (the common case: nothing to look at)
+            return
+        new = self.reports[before:]
+        if any("not freed" in m for m in new):
+            raise SlabError(f"cache {self.name!r}: " + "; ".join(
+                m for m in new if "not freed" in m or m.startswith("BUG ")))
 
     # =========================================================================================
     # Single objects
@@ -337,6 +341,37 @@ class Cache(KmemCache):
                 _debug.trace(self, (obj,), True)
         return obj
 
+    def kmalloc(self, size):
+        """__kmalloc_cache(s, gfp, size): an object of this kmalloc-type cache (created with
+        ``SLAB_KMALLOC``, as the kmalloc caches are) for a request of ``size`` bytes, 1 to
+        ``object_size``.  With SLAB_STORE_USER the cache records ``size`` (orig_size) and with
+        SLAB_RED_ZONE red-zones the bytes from there to object_size ("kmalloc Redzone")."""
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"kmalloc size must be an int, got {type(size).__name__}")
+        if not self.flags & SLAB_KMALLOC:
+            raise ValueError(f"cache {self.name!r} is not a kmalloc cache (no SLAB_KMALLOC): "
+                             "use alloc()")
+        if not 1 <= size <= self.object_size:
+            raise ValueError(f"kmalloc size {size} outside 1..{self.object_size} (the object "
+                             f"size of cache {self.name!r})")
+        self._check_alive()
+        cs: i64 = current_cpu(self)
+        cpu: i64 = cs & 0xFFFFFFFF
+        obj: i64 = kmalloc_cache(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32),
+                                 size)
+        if self.ring[R_WPOS] != self.ring[R_RPOS]:
+            self.drain()
+        if obj <= 0:
+            if obj == 0:
+                raise MemoryError(f"cache {self.name!r}: out of memory (arena exhausted)")
+            raise self._corrupt("kmalloc")
+        if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
+            if self.flags & SLAB_STORE_USER:
+                _debug.set_tracks(self.seg.raw, self, (obj,), _debug.TRACK_ALLOC, cpu)
+            if self.flags & SLAB_TRACE:
+                _debug.trace(self, (obj,), True)
+        return obj
+
     def free(self, addr):
         """kmem_cache_free(): free one object; SlabError (nothing freed) if ``addr`` is not an
         object of this cache, or (safe mode) not allocated."""
@@ -346,7 +381,7 @@ class Cache(KmemCache):
         cpu: i64 = cs & 0xFFFFFFFF
         nreports = len(self.reports)
         if self.flags & SLAB_TRACE:
-            _debug.trace(self, (a,), False)
+            _debug.trace(self, (a,), False, self.seg.raw)
         page: i64 = self.release_checked(a)
         if page < 0:
             raise SlabError(f"cache {self.name!r}: cannot free address {a:#x}: "
@@ -465,7 +500,7 @@ class Cache(KmemCache):
         if self.flags & (SLAB_STORE_USER | SLAB_TRACE):
             addrs = p[:n].tolist()
             if self.flags & SLAB_TRACE:
-                _debug.trace(self, addrs, False)
+                _debug.trace(self, addrs, False, self.seg.raw)
         bad: i64
         if cython.compiled:
             stackbuf = cython.declare(i64[256])
@@ -857,7 +892,7 @@ class Cache(KmemCache):
         structural walk of every other cache still finds after the repairs."""
         from pyslub.validate import validate_cache
         self._after()
-        if self.debug and self.gen != GEN_V70:      # (7.0 debug caches: structural only)
+        if self.debug:
             from pyslub.debug import validate_slab_cache
             self.flush_all()
             with self.binder.__self__._exclusive("validate()"):

@@ -54,6 +54,7 @@ from pyslub._layout import (
     SLAB_TRACE,
 )
 from pyslub._prim import swab
+from pyslub.sizing import SIZEOF_ORIG_SIZE, SIZEOF_TRACK, SLAB_KMALLOC, slub_debug_orig_size
 
 DEBUG_DEFAULT_FLAGS = SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
 DEBUG_METADATA_FLAGS = SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER
@@ -173,7 +174,8 @@ def cache_flags(config: SlabDebug | None, name: str, object_size: int, align: in
 
 
 # =============================================================================================
-# Object checks (v4.4 init_object / check_object); debug.pxd has the core's C twins
+# Object checks (v4.4 init_object / check_object, with the kmalloc red zone of ~v6.1); debug.pxd
+# has the core's C twins, slab.py's check_object() runs them
 # =============================================================================================
 
 POISON_INUSE = 0x5A        # whole new slab and padding
@@ -184,7 +186,15 @@ SLUB_RED_ACTIVE = 0xCC
 CHK_REDZONE = 1
 CHK_POISON = 2
 CHK_FREEPTR = 3
-CHK_WHAT = {CHK_REDZONE: "Redzone", CHK_POISON: "Poison", CHK_FREEPTR: "Freepointer corrupt"}
+CHK_KMALLOC_REDZONE = 4
+CHK_ALIGN_PADDING = 5
+CHK_OBJECT_PADDING = 6
+CHK_WHAT = {CHK_REDZONE: "Redzone", CHK_POISON: "Poison", CHK_FREEPTR: "Freepointer corrupt",
+            CHK_KMALLOC_REDZONE: "kmalloc Redzone", CHK_ALIGN_PADDING: "Alignment padding",
+            CHK_OBJECT_PADDING: "Object padding"}
+# report codes of the core beyond _layout's REP_* (debug.pxd has the same values)
+REP_SLAB_PAD = 32          # __free_slab: slab_pad_check() failed (see slab.py)
+REP_NOT_FREED = 33         # debug free: check_object() failed [obj, 0, page]
 
 
 def init_object(mem, obj, object_size, inuse, flags, val):
@@ -212,25 +222,39 @@ def check_bytes(mem, obj, start, value, n, what):
     return r
 
 
-def check_object_core(mem, obj, base, span, size, object_size, inuse, offset, flags, val):
-    if flags & SLAB_RED_ZONE:
-        r = check_bytes(mem, obj, obj + object_size, val, inuse - object_size, CHK_REDZONE)
-        if r:
-            return r
-    if (flags & OBJECT_POISON) and val != SLUB_RED_ACTIVE:
-        r = check_bytes(mem, obj, obj, POISON_FREE, object_size - 1, CHK_POISON)
-        if r:
-            return r
-        r = check_bytes(mem, obj, obj + object_size - 1, POISON_END, 1, CHK_POISON)
-        if r:
-            return r
-    if offset == 0 and val == SLUB_RED_ACTIVE:
-        return 0
-    fp = int.from_bytes(mem[obj + offset:obj + offset + 8], "little", signed=True)
-    if fp != 0 and (fp < base or fp >= base + span or (fp - base) % size != 0):
-        mem[obj + offset:obj + offset + 8] = bytes(8)
-        return CHK_FREEPTR
-    return 0
+def get_info_end(offset, inuse):
+    """get_info_end(): where the tracks begin (after a free pointer stored outside the
+    object)."""
+    return inuse + 8 if offset >= inuse else inuse
+
+
+def init_tracking(mem, obj, offset, inuse, flags):
+    if flags & SLAB_STORE_USER:
+        o = obj + get_info_end(offset, inuse)
+        mem[o:o + 2 * SIZEOF_TRACK] = bytes(2 * SIZEOF_TRACK)
+
+
+def pad_start(offset, inuse, flags):
+    """check_pad_bytes(): the end of the metadata (free pointer, tracks, orig_size)."""
+    off = get_info_end(offset, inuse)
+    if flags & SLAB_STORE_USER:
+        off += 2 * SIZEOF_TRACK
+        if flags & SLAB_KMALLOC:
+            off += SIZEOF_ORIG_SIZE
+    return off
+
+
+def set_orig_size(mem, obj, offset, inuse, flags, orig_size):
+    if slub_debug_orig_size(flags):
+        o = obj + get_info_end(offset, inuse) + 2 * SIZEOF_TRACK
+        mem[o:o + 4] = orig_size.to_bytes(4, "little")
+
+
+def get_orig_size(mem, obj, offset, inuse, flags, object_size):
+    if not slub_debug_orig_size(flags):
+        return object_size
+    o = obj + get_info_end(offset, inuse) + 2 * SIZEOF_TRACK
+    return int.from_bytes(mem[o:o + 4], "little")
 
 
 # =============================================================================================
@@ -289,6 +313,16 @@ def object_check_records(name, chk, obj, slab_addr):
                    slab_addr)]
 
 
+def slab_pad_records(name, slab, order, fault, end, remainder):
+    """slab_pad_check()'s two records: the tail of the slab at ``slab`` (``remainder`` bytes up
+    to its end) had bytes other than POISON_INUSE from ``fault`` to ``end`` (exclusive); the
+    FIX restores the whole tail (as validate()'s)."""
+    tail = slab + (PAGE_SIZE << order) - remainder
+    return [Report("BUG", name, f"Padding overwritten. {fault:#x}-{end - 1:#x}", (), None, slab),
+            Report("FIX", name, f"Restoring {tail:#x}-{tail + remainder - 1:#x}={POISON_INUSE:#x}",
+                   (), None, slab)]
+
+
 # =============================================================================================
 # validate_slab_cache() (v4.4): checks that repair, with the kernel's records
 # =============================================================================================
@@ -297,14 +331,12 @@ class _Validator:
     """One validate_slab_cache() run over a debug cache (cpus flushed, caller exclusive)."""
 
     def __init__(self, cache, v):
-        from pyslub.sizing import SIZEOF_TRACK
         self.c = cache
         self.pm, self.state, self.mem = v["pm"], v["state"], v["mem"]
         self.desc, self.d = v["desc"], v["d"]
         self.random = v["random"]
         self.name = cache.name
         self.records = []
-        self.track_bytes = 2 * SIZEOF_TRACK if cache.flags & SLAB_STORE_USER else 0
 
     # ---- struct page fields ------------------------------------------------------------------
     def counters(self, page):
@@ -380,19 +412,25 @@ class _Validator:
 
     def check_pad_bytes(self, page, obj):
         c = self.c
-        off = c.inuse + (8 if c.offset else 0) + self.track_bytes
+        off = pad_start(c.offset, c.inuse, c.flags)
         if c.size == off:
             return True
         return self.check_bytes_and_report(page, obj, "Object padding", obj + off,
                                            POISON_INUSE, c.size - off)
 
     def check_object(self, page, obj, val):
-        """check_object() of v4.4: stops at the first red zone / poison failure."""
+        """check_object() of v4.4 (with ~v6.1's kmalloc red zone): stops at the first red
+        zone / poison failure."""
         c = self.c
         if c.flags & SLAB_RED_ZONE:
             if not self.check_bytes_and_report(page, obj, "Redzone", obj + c.object_size, val,
                                                c.inuse - c.object_size):
                 return False
+            if val == SLUB_RED_ACTIVE and slub_debug_orig_size(c.flags):
+                orig = get_orig_size(self.mem, obj, c.offset, c.inuse, c.flags, c.object_size)
+                if orig < c.object_size and not self.check_bytes_and_report(
+                        page, obj, "kmalloc Redzone", obj + orig, val, c.object_size - orig):
+                    return False
         elif c.flags & SLAB_POISON and c.object_size < c.inuse:
             self.check_bytes_and_report(page, obj, "Alignment padding", obj + c.object_size,
                                         POISON_INUSE, c.inuse - c.object_size)
@@ -404,7 +442,7 @@ class _Validator:
                                                        obj + c.object_size - 1, POISON_END, 1)):
                 return False
             self.check_pad_bytes(page, obj)
-        if not c.offset and val == SLUB_RED_ACTIVE:
+        if c.offset < c.inuse and val == SLUB_RED_ACTIVE:
             return True                 # object and free pointer overlap: cannot check it
         if not self.valid_pointer(page, self.fp(obj)):
             self.object_err(page, obj, "Freepointer corrupt")
@@ -427,9 +465,9 @@ class _Validator:
             return True
         while end > fault and mem[end - 1] == POISON_INUSE:
             end -= 1
-        self.slab_err(page, f"Padding overwritten. {fault:#x}-{end - 1:#x}")
-        self.slab_fix(page, f"Restoring {start + length - remainder:#x}-"
-                            f"{start + length - 1:#x}={POISON_INUSE:#x}")
+        bug, fix = slab_pad_records(self.name, start, self.order(page), fault, end, remainder)
+        self.records += [Report(bug.kind, bug.cache, bug.title, [self.page_info(page)],
+                                None, start), fix]
         mem[start + length - remainder:start + length] = bytes([POISON_INUSE]) * remainder
         return False
 
@@ -590,13 +628,12 @@ def _site_id(site: str) -> int:
 
 def track_offset(cache) -> int:
     """get_track(): the tracks follow the free pointer when it is stored after the object,
-    else they start at inuse."""
-    return cache.offset + 8 if cache.offset else cache.inuse
+    else they start at inuse (get_info_end())."""
+    return get_info_end(cache.offset, cache.inuse)
 
 
 def set_tracks(raw, cache, addrs, which: int, cpu: int) -> None:
     """set_track() for each object of ``addrs`` (``raw(addr, n)``: a writable view)."""
-    from pyslub.sizing import SIZEOF_TRACK
     site = _site_id(caller_site())
     when = time.monotonic_ns() // 1_000_000
     rec = (site.to_bytes(8, "little") + bytes(16 * 8) + cpu.to_bytes(4, "little")
@@ -609,7 +646,6 @@ def set_tracks(raw, cache, addrs, which: int, cpu: int) -> None:
 
 def read_track(view, cache, which: int) -> dict | None:
     """One track of an object from ``view`` (its whole slot); None when never set."""
-    from pyslub.sizing import SIZEOF_TRACK
     off = track_offset(cache) + which * SIZEOF_TRACK
     t = bytes(view[off:off + SIZEOF_TRACK])
     site = int.from_bytes(t[:8], "little")
@@ -619,7 +655,7 @@ def read_track(view, cache, which: int) -> dict | None:
     pid = int.from_bytes(t[140:144], "little")
     when = int.from_bytes(t[144:152], "little")
     return {"site": _SITES[site] if site < len(_SITES) else f"<site {site} of another process>",
-            "cpu": cpu, "pid": pid, "when": when,
+            "addr": site, "cpu": cpu, "pid": pid, "when": when,
             "age": time.monotonic_ns() // 1_000_000 - when}
 
 
@@ -637,17 +673,33 @@ def track_info(view, cache) -> list[str]:
 # =============================================================================================
 # SLAB_TRACE (T): trace()
 # =============================================================================================
-# The kernel prints "TRACE <cache> alloc|free <object> inuse=<n> fp=<freelist>" (and a dump
-# of the object on free) to the kernel log.  pyslub logs the same line to the logging logger
-# "pyslub.trace" at INFO, so it is printed only when asked, e.g.
-# logging.basicConfig(level=logging.INFO).
+# The kernel prints "TRACE <cache> alloc|free <object> inuse=<n> fp=<freelist>" and, on free, a
+# hex dump of the object (print_section("Object ", ...)) to the kernel log.  pyslub logs the
+# same lines to the logging logger "pyslub.trace" at INFO, one record per line, so they are
+# printed only when asked, e.g. logging.basicConfig(level=logging.INFO).
 
 TRACE_LOG = logging.getLogger("pyslub.trace")
 
 
-def trace(cache, addrs, alloc: bool) -> None:
-    """trace(): one line per object, with its slab's inuse and freelist at that moment
-    (frees are traced before the free, as free_debug_processing() does)."""
+def print_section(text: str, addr: int, data: bytes) -> list[str]:
+    """print_section() = print_hex_dump(level, text, DUMP_PREFIX_ADDRESS, 16, 1, addr, len,
+    true): 16 bytes a line, "<text><address>: xx xx ... xx  <ascii>" (the ASCII column
+    starts at 49, a non-printable byte is '.'); the address as %p of v4.4 printed it, 16 hex
+    digits (modern kernels hash it)."""
+    out = []
+    for i in range(0, len(data), 16):
+        row = data[i:i + 16]
+        hexpart = " ".join(f"{b:02x}" for b in row)
+        asc = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in row)
+        out.append(f"{text}{addr + i:016x}: {hexpart.ljust(49)}{asc}")
+    return out
+
+
+def trace(cache, addrs, alloc: bool, raw=None) -> None:
+    """trace(): one line per object, with its slab's inuse and freelist at that moment, and
+    for a free the object's bytes (frees are traced before the free, as
+    free_debug_processing() does: the dump shows what the caller left in it).  ``raw(addr,
+    n)``: a view of arena bytes (needed for frees)."""
     if not TRACE_LOG.isEnabledFor(logging.INFO):
         return
     what = "alloc" if alloc else "free"
@@ -660,3 +712,6 @@ def trace(cache, addrs, alloc: bool) -> None:
             continue
         TRACE_LOG.info("TRACE %s %s %#x inuse=%d fp=%#x", cache.name, what, a, st["inuse"],
                        st["freelist"])
+        if not alloc and raw is not None:
+            for line in print_section("Object ", a, bytes(raw(a, cache.object_size))):
+                TRACE_LOG.info("%s", line)

@@ -76,7 +76,7 @@ from pyslub.page_alloc import Segment
 from pyslub.procs import proc_attach, proc_detach, proc_table
 from pyslub.shared import SharedCache, SharedPrefilledSheaf
 from pyslub.sheaves import init_cpu_sheaves
-from pyslub.sizing import cache_geometry, calculate_sheaf_capacity, get_order
+from pyslub.sizing import SLAB_KMALLOC, cache_geometry, calculate_sheaf_capacity, get_order
 
 DEFAULT_ARENA = 1 << 30          # 1 GiB of address space, backed lazily by the OS
 DEFAULT_NR_CPUS = 8              # the seed's machine: nr_cpu_ids = 8 (spec §1.6)
@@ -303,6 +303,7 @@ class Memory:
         self._lock = threading.RLock()                # Python-side registry (this process;
                                                       # re-entrant: see _sync_caches)
         self._kmalloc_lock = threading.Lock()
+        self._destroyed_reports: dict[int, list[str]] = {}    # cache id -> its last reports
         self._bind_lock = threading.Lock()
         self._guard = _Guard() if not _slab_compiled() else None
         self._cache_class = SharedCache if seg.shared else Cache
@@ -643,7 +644,26 @@ class Memory:
         if cache in self._kmalloc:
             raise SlabError(f"cache {cache.name!r} is a kmalloc cache")
         cache.destroy()
+        cache._after()
+        if cache.reports:
+            self._destroyed_reports[cache.id] = list(cache.reports)
         self._caches[cache.id] = None
+
+    @property
+    def reports(self) -> list[str]:
+        """Every report record of this Memory's caches (``cache.reports``: mostly
+        ``pyslub.debug.Report``), cache by cache in the order the caches were created (their
+        ids; a cache removed with ``destroy_cache`` keeps its place), each cache's records in
+        the order they were made.  (No order across caches: each cache's records come from its
+        own event ring.)  In a shared arena: the records of this process's operations."""
+        out: list[str] = []
+        for cid, cache in enumerate(self._caches):
+            if cache is not None:
+                cache._after()                         # what the core left in the ring
+                out.extend(cache.reports)
+            elif cid in self._destroyed_reports:
+                out.extend(self._destroyed_reports[cid])
+        return out
 
     @property
     def caches(self) -> dict[str, Cache]:
@@ -672,7 +692,7 @@ class Memory:
                   self._kmalloc_lock):                 # when threads race for the first use
                 if not self._kmalloc:
                     self._kmalloc = [
-                        self._create_cache(_kmalloc_name(sz), sz, 0, 0, i)
+                        self._create_cache(_kmalloc_name(sz), sz, 0, SLAB_KMALLOC, i)
                         for i, sz in enumerate(KMALLOC_SIZES)]
         return self._kmalloc
 
@@ -694,7 +714,7 @@ class Memory:
             if page == 0:
                 raise MemoryError(f"kmalloc({size}): no free block of order {order}")
             return page << PAGE_SHIFT
-        return self._kmalloc_caches()[kmalloc_index(size)].alloc()
+        return self._kmalloc_caches()[kmalloc_index(size)].kmalloc(size)
 
     def _large_order(self, addr: int) -> int:
         """Order of the large kmalloc block starting at ``addr``, or -1."""
@@ -907,11 +927,11 @@ if not _slab_compiled():
     def _memory_of_cache(cache):
         return cache.binder.__self__
 
-    for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "view", "flush_cpu", "shrink",
-                  "destroy", "live_objects", "validate", "stats", "occupancy"):
+    for _name in ("alloc", "kmalloc", "free", "alloc_bulk", "free_bulk", "view", "flush_cpu",
+                  "shrink", "destroy", "live_objects", "validate", "stats", "occupancy"):
         setattr(Cache, _name, _serialised(getattr(Cache, _name), _memory_of_cache))
-    for _name in ("alloc", "free", "alloc_bulk", "free_bulk", "flush_cpu", "shrink", "destroy",
-                  "validate", "_kmalloc_large", "_kfree_large", "_kfree_bulk"):
+    for _name in ("alloc", "kmalloc", "free", "alloc_bulk", "free_bulk", "flush_cpu", "shrink",
+                  "destroy", "validate", "_kmalloc_large", "_kfree_large", "_kfree_bulk"):
         setattr(SharedCache, _name, _serialised(getattr(SharedCache, _name), _memory_of_cache))
     for _cls in (PrefilledSheaf, SharedPrefilledSheaf):
         for _name in ("__enter__", "alloc", "__exit__"):

@@ -114,6 +114,15 @@ class SharedCache(Cache):
         finally:
             gate_exit(self.seg, seat, self.seg.pslot)
 
+    def kmalloc(self, size):
+        seat: i64 = gate_in(self)
+        try:
+            a = Cache.kmalloc(self, size)
+            set_owner(self, a, self.seg.pslot)
+            return a
+        finally:
+            gate_exit(self.seg, seat, self.seg.pslot)
+
     def free(self, addr):
         a: i64 = address_arg(addr)
         seat: i64 = gate_in(self)

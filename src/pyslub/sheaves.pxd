@@ -101,7 +101,17 @@ cdef inline i64 kmem_cache_alloc(KmemCache s, i64 c, i64 st) noexcept nogil:
         obj = alloc_from_pcs(s, c, st)
         if obj:
             return obj
-    return s.slab_alloc_node(c, st)
+    return s.slab_alloc_node(c, st, s.object_size)
+
+cdef inline i64 kmalloc_cache(KmemCache s, i64 c, i64 st, i64 size) noexcept nogil:
+    """__kmalloc_cache_noprof() (kmalloc_trace() in v6.1): an object of the kmalloc cache
+    ``s`` for a request of ``size`` bytes, which a debug kmalloc cache records (orig_size)."""
+    cdef i64 obj
+    if s.sheaf_capacity:
+        obj = alloc_from_pcs(s, c, st)
+        if obj:
+            return obj
+    return s.slab_alloc_node(c, st, size)
 
 cdef inline void kmem_cache_free(KmemCache s, i64 c, i64 st, i64 page, i64 obj) noexcept nogil:
     """slab_free(): sheaves first, then the slab (7.0 counts FREE_SLOWPATH for it)."""

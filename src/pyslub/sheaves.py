@@ -86,7 +86,17 @@ if not cython.compiled:
             obj = alloc_from_pcs(s, c, st)
             if obj:
                 return obj
-        return s.slab_alloc_node(c, st)
+        return s.slab_alloc_node(c, st, s.object_size)
+
+    def kmalloc_cache(s: KmemCache, c: i64, st: i64, size: i64) -> i64:
+        """__kmalloc_cache_noprof() (kmalloc_trace() in v6.1): an object of the kmalloc cache
+        ``s`` for a request of ``size`` bytes, which a debug kmalloc cache records (orig_size)."""
+        obj: i64
+        if s.sheaf_capacity:
+            obj = alloc_from_pcs(s, c, st)
+            if obj:
+                return obj
+        return s.slab_alloc_node(c, st, size)
 
 
     def kmem_cache_free(s: KmemCache, c: i64, st: i64, page: i64, obj: i64) -> cython.void:
@@ -819,7 +829,8 @@ def alloc_bulk_sheaves(s: KmemCache, c: i64, st: i64, size: i64, p: cython.p_lon
     if s.gen == GEN_V70:
         got = s.refill_objects(st, p, i, size - i, size - i, True)
         if got == size - i:
-            stat_add(s, st, ALLOC_SLOWPATH, size - i)
+            if not s.debug:                        # (debug: counted once per object)
+                stat_add(s, st, ALLOC_SLOWPATH, size - i)
             return size
         give_back(s, c, st, p, i + got)
         return 0

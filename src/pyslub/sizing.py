@@ -30,13 +30,18 @@ ARCH_SLAB_MINALIGN = 8            # __alignof__(unsigned long long)
 SIZEOF_VOID_P = 8
 # struct track with CONFIG_STACKTRACE (v4.4): addr + addrs[TRACK_ADDRS_COUNT=16] + cpu + pid + when
 SIZEOF_TRACK = 8 + 16 * 8 + 4 + 4 + 8
+SIZEOF_ORIG_SIZE = 4              # unsigned int orig_size after the tracks (kmalloc + U, ~v6.1)
 SLUB_MAX_ORDER = 3                # PAGE_ALLOC_COSTLY_ORDER
 MIN_PARTIAL = 5
 MAX_PARTIAL = 10
 KMALLOC_MAX_SIZE = 1 << (MAX_ORDER + PAGE_SHIFT - 1)   # largest object a cache may have: 4 MiB
 
+# SLAB_KMALLOC (v6.1 include/linux/slab.h): the cache is a kmalloc cache, so with U it records
+# each object's requested size (orig_size) and with Z red-zones the bytes beyond it.  Defined
+# here, not in _layout.py, for now (the compiled core has its twin in debug.pxd).
+SLAB_KMALLOC = 0x00001000
 ACCEPTED_FLAGS = (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER
-                  | SLAB_CONSISTENCY_CHECKS | SLAB_TRACE | SLAB_NO_USER_FLAGS)
+                  | SLAB_CONSISTENCY_CHECKS | SLAB_TRACE | SLAB_NO_USER_FLAGS | SLAB_KMALLOC)
 
 
 def fls(x: int) -> int:
@@ -142,8 +147,15 @@ def kmem_cache_debug(flags: int) -> bool:
     return bool(flags & SLAB_DEBUG_FLAGS)
 
 
+def slub_debug_orig_size(flags: int) -> bool:
+    """slub_debug_orig_size() (~v6.1): a kmalloc cache with SLAB_STORE_USER keeps every
+    object's requested size (orig_size) behind its tracks."""
+    return bool(flags & SLAB_STORE_USER and flags & SLAB_KMALLOC)
+
+
 def calculate_sizes(object_size: int, align: int, flags: int, nr_cpus: int) -> Geometry:
-    """mm/slub.c calculate_sizes() + kmem_cache_open() tunables, v4.4 (spec §7.2, §7.4).
+    """mm/slub.c calculate_sizes() + kmem_cache_open() tunables, v4.4 (spec §7.2, §7.4), with
+    the kmalloc orig_size word of ~v6.1 (SLAB_KMALLOC + SLAB_STORE_USER).
 
     FREEPTR_MIDDLE in ``flags``: the free pointer placement of v5.7+ (3202fa62fb43) -- where
     v4.4 uses the object's first word, the word at ``ALIGN_DOWN(object_size / 2, 8)``."""
@@ -154,13 +166,17 @@ def calculate_sizes(object_size: int, align: int, flags: int, nr_cpus: int) -> G
         size += SIZEOF_VOID_P          # room for the right red zone
     inuse = size
     offset = 0
-    if flags & SLAB_POISON:            # the free pointer may not overwrite the poisoned object
+    if flags & SLAB_POISON or (flags & SLAB_RED_ZONE and slub_debug_orig_size(flags)):
+        # the free pointer may not overwrite the poisoned object, nor (~v6.1) the kmalloc red
+        # zone between orig_size and object_size
         offset = size
         size += SIZEOF_VOID_P
     elif flags & FREEPTR_MIDDLE:       # away from the edges small overflows reach
         offset = (object_size // 2) & ~(SIZEOF_VOID_P - 1)
     if flags & SLAB_STORE_USER:
         size += 2 * SIZEOF_TRACK
+        if flags & SLAB_KMALLOC:       # (~v6.1) the original kmalloc request size
+            size += SIZEOF_ORIG_SIZE
     if flags & SLAB_RED_ZONE:
         size += SIZEOF_VOID_P          # pad word catching writes before the next object
     size = align_up(size, align)

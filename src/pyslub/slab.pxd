@@ -73,14 +73,16 @@ cdef class KmemCache:
     cdef i64 new_slab(self, i64 st) noexcept nogil
     cdef void discard_slab(self, i64 page) noexcept nogil
     # allocation
-    cdef i64 slab_alloc_node(self, i64 c, i64 st) noexcept nogil
-    cdef i64 slab_alloc(self, i64 c, i64 st) noexcept nogil
-    cdef i64 slab_alloc_slowpath(self, i64 c, i64 st) noexcept nogil
+    cdef i64 slab_alloc_node(self, i64 c, i64 st, i64 orig_size) noexcept nogil
+    cdef i64 slab_alloc(self, i64 c, i64 st, i64 orig_size) noexcept nogil
+    cdef i64 slab_alloc_slowpath(self, i64 c, i64 st, i64 orig_size) noexcept nogil
     cdef i64 load_freelist(self, i64 c, i64 st, i64 page, i64 freelist) noexcept nogil
     cdef i64 get_freelist(self, i64 st, i64 page) noexcept nogil
     cdef i64 new_slab_objects(self, i64 c, i64 st) noexcept nogil
     cdef i64 get_partial_node(self, i64 c, i64 st) noexcept nogil
-    cdef bint alloc_debug_processing(self, i64 st, i64 page, i64 obj) noexcept nogil
+    cdef bint alloc_debug_processing(self, i64 st, i64 page, i64 obj, i64 orig_size) noexcept nogil
+    cdef bint check_object(self, i64 page, i64 obj, int val) noexcept nogil
+    cdef bint slab_pad_check(self, i64 page) noexcept nogil
     cdef i64 take_object(self, i64 page, i64 obj) noexcept nogil
     # cpu slab and cpu partial list (cpu claimed)
     cdef void deactivate_slab(self, i64 c, i64 st, i64 page, i64 freelist) noexcept nogil
@@ -105,13 +107,17 @@ cdef class KmemCache:
                                  bint handout) noexcept nogil
     cdef i64 get_freelist_nofreeze(self, i64 st, i64 page) noexcept nogil
     cdef void cut_freelist(self, i64 st, i64 page) noexcept nogil
-    cdef i64 get_from_partial_node(self, i64 st) noexcept nogil
-    cdef i64 slab_alloc70(self, i64 c, i64 st) noexcept nogil
+    cdef i64 get_from_partial_node(self, i64 st, i64 orig_size) noexcept nogil
+    cdef i64 alloc_single_from_partial(self, i64 st, i64 page, i64 orig_size) noexcept nogil
+    cdef i64 alloc_single_from_new_slab(self, i64 st, i64 page, i64 orig_size) noexcept nogil
+    cdef i64 slab_alloc70(self, i64 c, i64 st, i64 orig_size) noexcept nogil
     cdef i64 refill_objects(self, i64 st, i64 *p, i64 off, i64 lo, i64 hi,
                             bint handout) noexcept nogil
     cdef i64 refill_objects_node(self, i64 st, i64 *p, i64 off, i64 lo, i64 hi,
                                  bint handout) noexcept nogil
     cdef void slab_free70(self, i64 st, i64 page, i64 head, i64 tail, i64 cnt) noexcept nogil
+    cdef void free_to_partial_list(self, i64 st, i64 page, i64 head, i64 tail,
+                                   i64 cnt) noexcept nogil
 
 
 # ---- event ring (process-local): EV_* records written by the core, read after each operation --

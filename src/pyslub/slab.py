@@ -96,9 +96,12 @@ Deviations from the kernel (each also noted where it happens)
 * Debug flags (F, Z, P, U, T) change the layout and the paths exactly as v4.4 does (no cpu
   partial lists, every free through the locked slow path, one object per slow-path allocation,
   the full list kept for U).  Any of them runs alloc/free_debug_processing (v4.4): pointer and
-  double-free checks, and check_object's red zone / poison / free pointer checks with the byte
-  fills of init_object (pyslub.debug, its C twins in debug.pxd); the padding checks run in
-  validate() only.  U tracks and T traces are not recorded yet.
+  double-free checks, and check_object's red zone / poison / padding / free pointer checks with
+  the byte fills of init_object (pyslub.debug, its C twins in debug.pxd); __free_slab checks a
+  debug slab (slab_pad_check, check_object on every object).  7.0 debug caches take each object
+  under list_lock (alloc_single_from_partial / _new_slab, free_to_partial_list).  The kmalloc
+  red zone of ~v6.1 (SLAB_KMALLOC + U + Z: orig_size behind the tracks) comes with them.  U
+  tracks and T traces are written by the public layer after the operation (pyslub.debug).
 * pyslub counts six extra events (cmpxchg_double_cpu, cmpxchg_double_slab, list_lock,
   local_lock, barn_lock, bias_revoke).
 * CONFIG_SLAB_FREELIST_HARDENED, CONFIG_SLAB_FREELIST_RANDOM and the v5.7 free pointer
@@ -126,10 +129,26 @@ if cython.compiled:
         tls_token,
     )
     from cython.cimports.pyslub.debug import (
+        CHK_ALIGN_PADDING,
+        CHK_FREEPTR,
+        CHK_KMALLOC_REDZONE,
+        CHK_OBJECT_PADDING,
+        CHK_POISON,
+        CHK_REDZONE,
+        POISON_END,
+        POISON_FREE,
+        POISON_INUSE,
+        REP_NOT_FREED,
+        REP_SLAB_PAD,
         SLUB_RED_ACTIVE,
         SLUB_RED_INACTIVE,
-        check_object_core,
+        check_bytes,
+        get_orig_size,
         init_object,
+        init_tracking,
+        pad_start,
+        set_orig_size,
+        slub_debug_orig_size,
     )
 else:
     from pyslub._layout import *  # noqa: F403 (C enums when compiled: _layout.pxd)
@@ -191,7 +210,28 @@ else:
     def busy_too_long(s, spins):
         return False
 
-    from pyslub.debug import SLUB_RED_ACTIVE, SLUB_RED_INACTIVE, check_object_core, init_object
+    from pyslub.debug import (
+        CHK_ALIGN_PADDING,
+        CHK_FREEPTR,
+        CHK_KMALLOC_REDZONE,
+        CHK_OBJECT_PADDING,
+        CHK_POISON,
+        CHK_REDZONE,
+        POISON_END,
+        POISON_FREE,
+        POISON_INUSE,
+        REP_NOT_FREED,
+        REP_SLAB_PAD,
+        SLUB_RED_ACTIVE,
+        SLUB_RED_INACTIVE,
+        check_bytes,
+        get_orig_size,
+        init_object,
+        init_tracking,
+        pad_start,
+        set_orig_size,
+        slub_debug_orig_size,
+    )
     from pyslub.page_alloc import Segment
 
     def arena_mem(s):
@@ -417,11 +457,16 @@ def report_text(name, code, a, b, c):
 
 def report_records(name, code, a, b, c):
     """The report records of an EV_REPORT ring record (pyslub.debug.Report)."""
-    from pyslub.debug import Report, object_check_records
+    from pyslub.debug import Report, object_check_records, slab_pad_records
     if code == REP_OBJECT:
         return object_check_records(name, a, b, page_addr(c))
     if code == REP_MARK_USED:
         return [Report("FIX", name, "Marking all objects used", (), a, page_addr(c))]
+    if code == REP_NOT_FREED:
+        return [Report("FIX", name, f"Object at {a:#x} not freed", (), a, page_addr(c))]
+    if code == REP_SLAB_PAD:                        # __free_slab's slab_pad_check()
+        return slab_pad_records(name, page_addr(c), b >> 44, a, a + (b & ((1 << 22) - 1)),
+                                (b >> 22) & ((1 << 22) - 1))
     return [report_text(name, code, a, b, c)]
 
 
@@ -991,11 +1036,12 @@ class KmemCache:
                 p += self.size
             set_freepointer(self, p, 0)
             self.state[p >> 3] = OBJ_FREE
-        if (self.flags & (SLAB_STORE_USER | SLAB_RED_ZONE | OBJECT_POISON)
-                and self.gen != GEN_V70):           # (7.0: pointer checks only, so far)
-            for i in range(objects):                # setup_object_debug(): init_object()
+        if self.flags & (SLAB_STORE_USER | SLAB_RED_ZONE | OBJECT_POISON):
+            for i in range(objects):                # setup_object_debug()
                 init_object(arena_mem(self), start + i * self.size, self.object_size,
                             self.inuse, self.flags, SLUB_RED_INACTIVE)
+                init_tracking(arena_mem(self), start + i * self.size, self.offset,
+                              self.inuse, self.flags)
         self.pm[r + PM_FREELIST] = freelist
         self.pm[r + PM_COUNTERS] = objects | (objects << OBJECTS_SHIFT) | FROZEN_BIT
         self.pm[r + PM_SLAB_CACHE] = self.id
@@ -1004,8 +1050,15 @@ class KmemCache:
         return page
 
     def discard_slab(self, page):
-        """dec_slabs_node() + __free_slab(): the pages go back to the buddy allocator."""
+        """dec_slabs_node() + __free_slab(): the pages go back to the buddy allocator.  A debug
+        cache checks the slab first, as v4.4's __free_slab(): slab_pad_check() and
+        check_object(SLUB_RED_INACTIVE) on every object (reported and repaired; freed anyway)."""
         r: i64 = page * PM_STRIDE
+        i: i64
+        if self.debug:
+            self.slab_pad_check(page)
+            for i in range(page_objects(self, page)):
+                self.check_object(page, page_addr(page) + i * self.size, SLUB_RED_INACTIVE)
         dec_slabs_node(self, page_objects(self, page))
         order: cython.int = (self.pm[r + PM_FLAGS] >> ORDER_SHIFT) & ORDER_MASK
         self.pm[r + PM_FLAGS] &= ~(PG_SLAB | PG_PARTIAL)
@@ -1019,11 +1072,12 @@ class KmemCache:
     # Allocation
     # =========================================================================================
 
-    def slab_alloc_node(self, c, st):
+    def slab_alloc_node(self, c, st, orig_size):
         """slab_alloc_node(): the lockless fast path; an object address, 0 when out of memory,
-        or ERR_CORRUPT.  (7.0 has no cpu slab: straight to its ___slab_alloc.)"""
+        or ERR_CORRUPT.  ``orig_size``: the requested size (kmalloc; else object_size), which
+        a debug kmalloc cache records.  (7.0 has no cpu slab: straight to its ___slab_alloc.)"""
         if self.gen == GEN_V70:
-            return self.slab_alloc70(c, st)
+            return self.slab_alloc70(c, st, orig_size)
         tid: i64
         obj: i64
         page: i64
@@ -1046,7 +1100,7 @@ class KmemCache:
                     bias_exit(self, c)
                     stat(self, st, ALLOC_FASTPATH)
                     return obj
-            obj = self.slab_alloc(c, st)            # (its claim nests in our section)
+            obj = self.slab_alloc(c, st, orig_size)  # (its claim nests in our section)
             bias_exit(self, c)
             stat(self, st, ALLOC_SLOWPATH)
             return obj
@@ -1054,7 +1108,7 @@ class KmemCache:
             tid = read_tid(self, c)                 # acquire: before freelist and page
             if tid & TID_BUSY:                      # another thread of this cpu is "IRQ-off"
                 if busy_too_long(self, spins):      # (or died so: the claim finds out)
-                    obj = self.slab_alloc(c, st)
+                    obj = self.slab_alloc(c, st, orig_size)
                     stat(self, st, ALLOC_SLOWPATH)
                     return obj
                 spins = wait_busy(spins)
@@ -1066,7 +1120,7 @@ class KmemCache:
             obj = self.meta[c + C_FREELIST]
             page = self.meta[c + C_PAGE]
             if obj == 0:                            # (one node: node_match() always true)
-                obj = self.slab_alloc(c, st)        # __slab_alloc(): the cpu claim
+                obj = self.slab_alloc(c, st, orig_size)  # __slab_alloc(): the cpu claim
                 stat(self, st, ALLOC_SLOWPATH)
                 return obj
             # obj is an object of c.page (core invariant), but another thread of this cpu may
@@ -1076,7 +1130,7 @@ class KmemCache:
             if (bad_freepointer(self, nxt, page << PAGE_SHIFT,
                                 page_objects(self, page) * self.size)
                     or (self.checks and self.state[obj >> 3] != OBJ_FREE)):
-                obj = self.slab_alloc(c, st)
+                obj = self.slab_alloc(c, st, orig_size)
                 stat(self, st, ALLOC_SLOWPATH)
                 return obj
             if this_cpu_cmpxchg(self, st, c, obj, tid, nxt, next_tid(self, tid)):
@@ -1086,10 +1140,10 @@ class KmemCache:
                 return obj
             stat(self, st, CMPXCHG_DOUBLE_CPU_FAIL)
 
-    def slab_alloc(self, c, st):
+    def slab_alloc(self, c, st, orig_size):
         """__slab_alloc(): ___slab_alloc with the cpu claimed (the kernel saves IRQs)."""
         tid: i64 = cpu_claim(self, c, st)
-        obj: i64 = self.slab_alloc_slowpath(c, st)
+        obj: i64 = self.slab_alloc_slowpath(c, st, orig_size)
         cpu_release(self, c, tid)
         return obj
 
@@ -1110,8 +1164,9 @@ class KmemCache:
         self.meta[c + C_FREELIST] = get_freepointer_safe(self, freelist, page)
         return freelist
 
-    def slab_alloc_slowpath(self, c, st):
-        """___slab_alloc() (v4.4, cpu claimed): refill the cpu slab, or find / make another."""
+    def slab_alloc_slowpath(self, c, st, orig_size):
+        """___slab_alloc() (v4.4, cpu claimed): refill the cpu slab, or find / make another.
+        ``orig_size``: what alloc_debug_processing() records (the kmalloc orig_size, ~v6.1)."""
         page: i64 = self.meta[c + C_PAGE]
         freelist: i64
         while True:
@@ -1141,7 +1196,15 @@ class KmemCache:
             page = self.meta[c + C_PAGE]
             if not self.debug:
                 return self.load_freelist(c, st, page, freelist)
-            if not self.alloc_debug_processing(st, page, freelist):
+            if self.checks and self.state[freelist >> 3] != OBJ_FREE:
+                # safe mode: a freelist leading to an object in use is cut before the debug
+                # checks could "restore" bytes of that object; the slab goes back full
+                self.take_object(page, freelist)    # (reported)
+                self.deactivate_slab(c, st, page, 0)
+                self.meta[c + C_PAGE] = 0
+                self.meta[c + C_FREELIST] = 0
+                return ERR_CORRUPT
+            if not self.alloc_debug_processing(st, page, freelist, orig_size):
                 page = 0                            # slab failed checks: next slab needed
                 continue
             # debug caches hand out one object and deactivate the rest
@@ -1231,24 +1294,25 @@ class KmemCache:
         list_unlock(self)
         return obj
 
-    def alloc_debug_processing(self, st, page, obj):
+    def alloc_debug_processing(self, st, page, obj, orig_size):
         """Consistency checks on the object handed out by a debug cache (v4.4: with any debug
-        flag; F only since v4.6).  On failure the kernel marks every object of the slab used
-        and takes another slab.
+        flag; F only since v4.6): a valid pointer ("Freelist Pointer check fails"), then
+        check_object(SLUB_RED_INACTIVE).  On success set_orig_size() (~v6.1 kmalloc caches
+        with U) and init_object(SLUB_RED_ACTIVE), which red-zones [orig_size, object_size) as
+        well.  On failure the kernel marks every object of the slab used and takes another
+        slab.
         """
-        chk: i64
-        if self.check_free_addr(obj) == page and self.gen == GEN_V70:
-            return True
+        poison_size: i64 = self.object_size
         if self.check_free_addr(obj) == page:
-            chk = check_object_core(arena_mem(self), obj, page_addr(page),
-                                    page_objects(self, page) * self.size, self.size,
-                                    self.object_size, self.inuse, self.offset, self.flags,
-                                    SLUB_RED_INACTIVE)
-            if chk == 0:
-                init_object(arena_mem(self), obj, self.object_size, self.inuse, self.flags,
+            if self.check_object(page, obj, SLUB_RED_INACTIVE):
+                set_orig_size(arena_mem(self), obj, self.offset, self.inuse, self.flags,
+                              orig_size)
+                if (self.flags & SLAB_RED_ZONE and slub_debug_orig_size(self.flags)
+                        and orig_size < poison_size):
+                    poison_size = orig_size         # the kmalloc red zone begins there
+                init_object(arena_mem(self), obj, poison_size, self.inuse, self.flags,
                             SLUB_RED_ACTIVE)
                 return True
-            self.emit(EV_REPORT, REP_OBJECT, chk, obj, page)
             self.emit(EV_REPORT, REP_MARK_USED, obj, 0, page)
         else:
             self.emit(EV_REPORT, REP_ALLOC_CHECK, obj, 0, page)
@@ -1262,6 +1326,84 @@ class KmemCache:
             p = page_addr(page) + i * self.size
             if self.state[p >> 3] == OBJ_FREE:
                 self.state[p >> 3] = OBJ_LEAKED
+        return False
+
+    def check_object(self, page, obj, val):
+        """check_object() of v4.4 (val: SLUB_RED_ACTIVE for an allocated object, _INACTIVE for
+        a free one), with the kmalloc red zone of ~v6.1: the red zone (then, allocated, the
+        kmalloc red zone [orig_size, object_size)), or without one the alignment padding; with
+        P the poison of a free object and check_pad_bytes(); the free pointer where it can be
+        checked.  Every bad byte run is reported (REP_OBJECT) and restored.  Returns False at
+        the first failure v4.4 returns on; the padding checks report and go on ("cleans up on
+        its own"), as there."""
+        r: i64
+        fp: i64
+        off: i64
+        orig: i64
+        if self.flags & SLAB_RED_ZONE:
+            r = check_bytes(arena_mem(self), obj, obj + self.object_size, val,
+                            self.inuse - self.object_size, CHK_REDZONE)
+            if r:
+                self.emit(EV_REPORT, REP_OBJECT, r, obj, page)
+                return False
+            if val == SLUB_RED_ACTIVE and slub_debug_orig_size(self.flags):
+                orig = get_orig_size(arena_mem(self), obj, self.offset, self.inuse, self.flags,
+                                     self.object_size)
+                if orig < self.object_size:
+                    r = check_bytes(arena_mem(self), obj, obj + orig, val,
+                                    self.object_size - orig, CHK_KMALLOC_REDZONE)
+                    if r:
+                        self.emit(EV_REPORT, REP_OBJECT, r, obj, page)
+                        return False
+        elif self.flags & SLAB_POISON and self.object_size < self.inuse:
+            r = check_bytes(arena_mem(self), obj, obj + self.object_size, POISON_INUSE,
+                            self.inuse - self.object_size, CHK_ALIGN_PADDING)
+            if r:
+                self.emit(EV_REPORT, REP_OBJECT, r, obj, page)
+        if self.flags & SLAB_POISON:
+            if val != SLUB_RED_ACTIVE and self.flags & OBJECT_POISON:
+                r = check_bytes(arena_mem(self), obj, obj, POISON_FREE, self.object_size - 1,
+                                CHK_POISON)
+                if r == 0:
+                    r = check_bytes(arena_mem(self), obj, obj + self.object_size - 1,
+                                    POISON_END, 1, CHK_POISON)
+                if r:
+                    self.emit(EV_REPORT, REP_OBJECT, r, obj, page)
+                    return False
+            off = pad_start(self.offset, self.inuse, self.flags)     # check_pad_bytes()
+            if off < self.size:
+                r = check_bytes(arena_mem(self), obj, obj + off, POISON_INUSE, self.size - off,
+                                CHK_OBJECT_PADDING)
+                if r:
+                    self.emit(EV_REPORT, REP_OBJECT, r, obj, page)
+        if self.offset < self.inuse and val == SLUB_RED_ACTIVE:
+            return True                 # object and free pointer overlap: cannot check it
+        fp = get_freepointer(self, obj)
+        if bad_freepointer(self, fp, page_addr(page), page_objects(self, page) * self.size):
+            set_freepointer(self, obj, 0)   # the rest of this slab's freelist is lost
+            self.emit(EV_REPORT, REP_OBJECT, CHK_FREEPTR, obj, page)
+            return False
+        return True
+
+    def slab_pad_check(self, page):
+        """slab_pad_check() (P): the slab's tail beyond its last object must be POISON_INUSE;
+        reported (REP_SLAB_PAD) and restored."""
+        if not self.flags & SLAB_POISON:
+            return True
+        start: i64 = page_addr(page)
+        order: i64 = (self.pm[page * PM_STRIDE + PM_FLAGS] >> ORDER_SHIFT) & ORDER_MASK
+        length: i64 = PAGE_SIZE << order
+        remainder: i64 = length % self.size
+        if remainder == 0:
+            return True
+        r: i64 = check_bytes(arena_mem(self), start, start + length - remainder, POISON_INUSE,
+                             remainder, CHK_OBJECT_PADDING)
+        if r == 0:
+            return True
+        # [kind, REP_SLAB_PAD, first bad byte, run length | tail length << 22 | order << 44,
+        # page]
+        self.emit(EV_REPORT, REP_SLAB_PAD, start + ((r >> 19) & ((1 << 22) - 1)),
+                  ((r >> 41) & ((1 << 22) - 1)) | (remainder << 22) | (order << 44), page)
         return False
 
     # =========================================================================================
@@ -1573,7 +1715,6 @@ class KmemCache:
         obj: i64 = head
         ok: cython.bint = True
         walked: i64 = 0
-        chk: i64
         nxt: i64
         k: i64
         limit: i64 = page_objects(self, page)
@@ -1588,14 +1729,10 @@ class KmemCache:
                 self.emit(EV_REPORT, REP_DOUBLE_FREE, obj, head, page)
                 ok = False
                 break
-            chk = 0
-            if self.gen != GEN_V70:
-                chk = check_object_core(arena_mem(self), obj, page_addr(page),
-                                        limit * self.size, self.size, self.object_size,
-                                        self.inuse, self.offset, self.flags, SLUB_RED_ACTIVE)
-            if chk:
-                self.emit(EV_REPORT, REP_OBJECT, chk, obj, page)
-                self.state[obj >> 3] = OBJ_LEAKED   # not freed: out of circulation
+            if not self.check_object(page, obj, SLUB_RED_ACTIVE):
+                # not freed, out of circulation (as modern kernels; v4.4 freed it anyway)
+                self.emit(EV_REPORT, REP_NOT_FREED, obj, 0, page)
+                self.state[obj >> 3] = OBJ_LEAKED
                 ok = False
                 break
             self.state[obj >> 3] = OBJ_FREEING
@@ -1626,7 +1763,7 @@ class KmemCache:
             if n:
                 obj = get_freepointer(self, obj)
             self.state[obj >> 3] = OBJ_FREE if ok else OBJ_LEAKED
-            if ok and self.gen != GEN_V70:
+            if ok:
                 init_object(arena_mem(self), obj, self.object_size, self.inuse, self.flags,
                             SLUB_RED_INACTIVE)
         return ok
@@ -1747,10 +1884,11 @@ class KmemCache:
         if self.pm[page * PM_STRIDE + PM_FLAGS] & PG_PARTIAL:
             self.remove_partial(page)
 
-    def get_from_partial_node(self, st):
+    def get_from_partial_node(self, st, orig_size):
         """get_from_partial_node() (7.0): pop ONE object off the first node partial slab with
         a pair swap (inuse + 1), under list_lock; the slab leaves the list once its freelist
-        is empty.  An object, 0 (none), or ERR_CORRUPT (safe mode; reported, list cut)."""
+        is empty.  An object, 0 (none), or ERR_CORRUPT (safe mode; reported, list cut).
+        Debug caches: alloc_single_from_partial() on each slab in turn until one passes."""
         if nr_partial_of(self) == 0:               # racy check before the lock, as the kernel
             return 0
         list_lock(self, st)
@@ -1759,6 +1897,15 @@ class KmemCache:
         fl: i64 = 0
         nxt: i64
         counters: i64
+        if self.debug:
+            while page:
+                nxt = self.pm[page * PM_STRIDE + PM_NEXT]
+                fl = self.alloc_single_from_partial(st, page, orig_size)
+                if fl:
+                    break
+                page = nxt
+            list_unlock(self)
+            return fl
         while page:
             r = page * PM_STRIDE
             fl = self.pm[r + PM_FREELIST]
@@ -1776,31 +1923,111 @@ class KmemCache:
         list_unlock(self)
         return fl
 
-    def slab_alloc70(self, c, st):
+    def slab_alloc70(self, c, st, orig_size):
         """___slab_alloc() (7.0): one object from a node partial slab, else from a new slab
-        (its rest goes to the partial list).  Counts ALLOC_SLOWPATH."""
+        (its rest goes to the partial list).  Counts ALLOC_SLOWPATH.  Debug caches take both
+        under list_lock with alloc_debug_processing() (alloc_single_from_partial /
+        _new_slab), and try again when a slab fails its checks."""
         stat(self, st, ALLOC_SLOWPATH)
-        obj: i64 = self.get_from_partial_node(st)
-        if obj:
-            if obj > 0 and self.debug and not self.alloc_debug_processing(
-                    st, virt_to_head_page(self, obj), obj):
-                return self.slab_alloc70(c, st)     # slab failed checks: try again
-            return obj
-        page: i64 = self.new_slab70(st)
-        if page == 0:
-            return 0
-        stat(self, st, ALLOC_SLAB)
+        obj: i64
+        page: i64
         one = cython.declare(i64[1])
-        one[0] = 0
-        self.alloc_from_new_slab(st, page, one, 0, 1, True)
-        return one[0]
+        while True:
+            obj = self.get_from_partial_node(st, orig_size)
+            if obj:
+                return obj
+            page = self.new_slab70(st)
+            if page == 0:
+                return 0
+            stat(self, st, ALLOC_SLAB)
+            if self.debug:
+                obj = self.alloc_single_from_new_slab(st, page, orig_size)
+                if obj:
+                    return obj
+                continue
+            one[0] = 0
+            self.alloc_from_new_slab(st, page, one, 0, 1, True)
+            return one[0]
+
+    def alloc_single_from_partial(self, st, page, orig_size):
+        """alloc_single_from_partial() (debug caches, list_lock held): pop one object off a
+        node partial slab and run alloc_debug_processing(); a slab that passes and becomes
+        full moves to the full list (with U).  0 when the slab failed its checks: it is marked
+        all used and, deviating from 7.0 (which freezes it so that no later free is accepted),
+        kept on the full list as v4.4 keeps it."""
+        r: i64 = page * PM_STRIDE
+        fl: i64
+        counters: i64
+        nxt: i64
+        while True:
+            fl = self.pm[r + PM_FREELIST]
+            counters = self.pm[r + PM_COUNTERS]
+            if fl == 0:                             # cannot happen for a listed slab
+                return 0
+            if self.checks and self.state[fl >> 3] != OBJ_FREE:
+                self.emit(EV_REPORT, REP_FREELIST_LIVE, fl, self.state[fl >> 3], page)
+                self.cut_freelist(st, page)
+                self.add_full(page)
+                return ERR_CORRUPT
+            nxt = get_freepointer_safe(self, fl, page)
+            if cmpxchg_double_slab(self, st, page, fl, counters, nxt, counters + 1):
+                break
+        if not self.alloc_debug_processing(st, page, fl, orig_size):
+            self.remove_partial(page)
+            self.add_full(page)
+            return 0
+        if self.checks:
+            self.state[fl >> 3] = OBJ_LIVE
+        counters = self.pm[r + PM_COUNTERS]
+        if (counters & INUSE_MASK) == (counters >> OBJECTS_SHIFT) & OBJECTS_MASK:
+            self.remove_partial(page)
+            self.add_full(page)
+        return fl
+
+    def alloc_single_from_new_slab(self, st, page, orig_size):
+        """alloc_single_from_new_slab() (debug caches): the first object of a fresh slab
+        through alloc_debug_processing(); the slab goes to the node partial list head (the
+        full list with U when that was its only object), under list_lock.  0 when it failed
+        its checks (kept on the full list, see alloc_single_from_partial)."""
+        r: i64 = page * PM_STRIDE
+        fl: i64 = self.pm[r + PM_FREELIST]
+        objects: i64 = page_objects(self, page)
+        self.pm[r + PM_FREELIST] = get_freepointer_safe(self, fl, page)
+        self.pm[r + PM_COUNTERS] = (objects << OBJECTS_SHIFT) | 1
+        if not self.alloc_debug_processing(st, page, fl, orig_size):
+            list_lock(self, st)
+            self.add_full(page)
+            list_unlock(self)
+            return 0
+        if self.checks:
+            self.state[fl >> 3] = OBJ_LIVE
+        list_lock(self, st)
+        if objects == 1:
+            self.add_full(page)
+        else:
+            self.add_partial(page, DEACTIVATE_TO_HEAD_POS)
+        list_unlock(self)
+        return fl
 
     def refill_objects(self, st, p, off, lo, hi, handout):
         """refill_objects() (7.0): between ``lo`` and ``hi`` objects into p[off..], from the
         node partial list in bulk, then from new slabs.  Returns how many (< lo: out of memory
         or, safe mode, a corrupted freelist was cut)."""
-        got: i64 = self.refill_objects_node(st, p, off, lo, hi, handout)
+        got: i64
         page: i64
+        obj: i64
+        if self.debug:              # __kmem_cache_alloc_bulk(): ___slab_alloc once per object
+            got = 0
+            while got < lo:
+                obj = self.slab_alloc70(0, st, self.object_size)
+                if obj <= 0:
+                    break
+                if not handout and self.checks:
+                    self.state[obj >> 3] = OBJ_FREE
+                p[off + got] = obj
+                got += 1
+            return got
+        got = self.refill_objects_node(st, p, off, lo, hi, handout)
         while got < lo:
             page = self.new_slab70(st)
             if page == 0:
@@ -1902,13 +2129,8 @@ class KmemCache:
         min_partial; an isolated slab (off every list: a refill holds it) is left alone.
         Counts no FREE_SLOWPATH (its callers do)."""
         if self.debug:
-            list_lock(self, st)                     # free_to_partial_list(): checks locked
-            ok: cython.bint = self.free_debug_processing(page, head, tail, cnt)
-            list_unlock(self)
-            if not ok:
-                if self.observe & EV_MASK_PROBE:
-                    self.emit(EV_SLAB_FREE, page, cnt, 0, PROBE_REFUSED)
-                return
+            self.free_to_partial_list(st, page, head, tail, cnt)
+            return
         r: i64 = page * PM_STRIDE
         locked: cython.bint = False
         on_node_partial: cython.bint = False
@@ -1950,6 +2172,46 @@ class KmemCache:
                     stat(self, st, FREE_ADD_PARTIAL)
                     case = PROBE_NODE_PARTIAL
                 list_unlock(self)
+        if self.observe & EV_MASK_PROBE:
+            self.emit(EV_SLAB_FREE, page, cnt, 0, case)
+
+    def free_to_partial_list(self, st, page, head, tail, cnt):
+        """free_to_partial_list() (7.0 debug caches): everything under list_lock --
+        free_debug_processing(), then the free itself; a slab that was full leaves the full
+        list for the node partial tail, one that becomes empty is freed once nr_partial >=
+        min_partial."""
+        r: i64 = page * PM_STRIDE
+        prior: i64
+        counters: i64
+        inuse: i64
+        discard: cython.bint = False
+        case: cython.int = PROBE_REFUSED
+        list_lock(self, st)
+        if self.free_debug_processing(page, head, tail, cnt):
+            case = PROBE_PARTIAL
+            while True:                             # (the swap: other paths may not hold it)
+                prior = self.pm[r + PM_FREELIST]
+                counters = self.pm[r + PM_COUNTERS]
+                set_freepointer(self, tail, prior)
+                inuse = ((counters & INUSE_MASK) - cnt) & INUSE_MASK
+                if cmpxchg_double_slab(self, st, page, prior, counters, head,
+                                       (counters & ~INUSE_MASK) | inuse):
+                    break
+            discard = inuse == 0 and nr_partial_of(self) >= min_partial_of(self)
+            if prior == 0:                          # was on the full list
+                self.remove_full(page)
+                if not discard:
+                    self.add_partial(page, DEACTIVATE_TO_TAIL_POS)
+                    stat(self, st, FREE_ADD_PARTIAL)
+                    case = PROBE_NODE_PARTIAL
+            elif discard:
+                self.remove_partial(page)
+                stat(self, st, FREE_REMOVE_PARTIAL)
+        list_unlock(self)
+        if discard:
+            stat(self, st, FREE_SLAB)
+            self.discard_slab(page)
+            case = PROBE_DISCARD
         if self.observe & EV_MASK_PROBE:
             self.emit(EV_SLAB_FREE, page, cnt, 0, case)
 

@@ -20,4 +20,6 @@ with mem.on_cpu(1):
     cache.free(cache.alloc())
 a = mem.kmalloc(100)
 mem.kfree(a)
+kc = mem.create_cache("kbuf", 64, flags=pyslub.SLAB_KMALLOC | pyslub.SLAB_RED_ZONE)
+kc.free(kc.kmalloc(40))                       # __kmalloc_cache(s, gfp, 40)
 print(n, info["size"], stats["alloc_fastpath"], problems)

@@ -188,7 +188,7 @@ def produce_loop(h: Handoff, s: KmemCache, c: i64, st: i64, total: i64, batch: i
             ok = kmem_cache_alloc_bulk(s, c, st, n, p) > 0
         else:
             for i in range(n):
-                x = s.slab_alloc_node(c, st)
+                x = s.slab_alloc_node(c, st, s.object_size)
                 if x <= 0:
                     ok = False
                     break

@@ -45,6 +45,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -63,7 +64,10 @@ UINT_MAX = (1 << 32) - 1
 SNAPSHOT_FORMAT = "pyslub-sysfs-snapshot"
 
 # slab_attrs[] order (mm/slub.c, v4.4), with CONFIG_SLUB_DEBUG, ZONE_DMA, NUMA, SLUB_STATS and
-# FAILSLAB.  alloc_calls / free_calls are left out: they need SLAB_STORE_USER call sites.
+# FAILSLAB.  alloc_calls / free_calls (after validate) are in the directories of SLAB_STORE_USER
+# caches only: the kernel lists them for every cache but fails their read with ENOSYS without
+# U (read_dir leaves such files out), and since v5.17 they are debugfs files (alloc_traces),
+# so the 6.18 / 7.0 directories do not have them.
 GEOMETRY = ("slab_size", "object_size", "objs_per_slab", "order", "min_partial", "cpu_partial",
             "objects", "objects_partial", "partial", "cpu_slabs", "ctor", "aliases", "align",
             "hwcache_align", "reclaim_account", "destroy_by_rcu", "shrink", "reserved",
@@ -86,6 +90,8 @@ GEN_ATTRIBUTES = {"4.4": ATTRIBUTES,
                   "6.18": _SHEAF_GEOMETRY + _GEN_STATS["6.18"] + ("failslab",),
                   "7.0": _SHEAF_GEOMETRY + _GEN_STATS["7.0"] + ("failslab",)}
 ALL_STATS = frozenset(n for names in _GEN_STATS.values() for n in names)
+CALLS = ("alloc_calls", "free_calls")
+KSYM_SYMBOL_LEN = 239     # v4.4 x86-64: sizeof("%s+%#lx/%#lx [%s]") + 127 + 2 * 19 + 55 + 1
 
 _FLAG_FILES = {"hwcache_align": pyslub.SLAB_HWCACHE_ALIGN, "reclaim_account":
                SLAB_RECLAIM_ACCOUNT, "destroy_by_rcu": SLAB_DESTROY_BY_RCU,
@@ -137,6 +143,76 @@ def show_slab_objects(total: int) -> str:
     return f"{total} N0={total}\n" if total else f"{total}\n"
 
 
+def cpulist(cpus: set[int]) -> str:
+    """The ``%*pbl`` (cpulist_scnprintf) form of a cpu set: ranges, e.g. ``0-2,5``."""
+    out, run = [], []
+    for cpu in sorted(cpus):
+        if run and cpu == run[-1] + 1:
+            run.append(cpu)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+        run = [cpu]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+    return ",".join(out)
+
+
+def list_locations(cache: Any, which: str) -> str:
+    """list_locations() (v4.4) behind ``alloc_calls`` / ``free_calls``: flush every cpu, then
+    for every *allocated* object of the cache's slabs its ALLOC (or FREE) track, grouped by
+    call site -- the kernel's ``track->addr``, pyslub's index into the process's table of
+    Python call sites, in ascending order as the kernel keeps them; 0 (a track never written:
+    an object never freed) is ``<not-available>``.  A line: count, site, age in ms (min/avg/max
+    when they differ), pid (range), and with more than one cpu the cpus; ``No data`` when
+    nothing is allocated; lines stop once the text passes one page less a symbol's length."""
+    cache.flush_all()
+    now = time.monotonic_ns() // 1_000_000
+    locs: dict[int, dict[str, Any]] = {}
+    for slab in cache.slabs():
+        free = set(cache.free_objects(slab))
+        for i in range(cache.slab_state(slab)["objects"]):
+            obj = slab + i * cache.size
+            if obj in free:
+                continue
+            t = cache.track(obj)[which]
+            addr, when, pid, cpu = (0, 0, 0, 0) if t is None else (
+                t["addr"], t["when"], t["pid"], t["cpu"])
+            age = now - when
+            loc = locs.get(addr)
+            if loc is None:                      # add_location(): a new entry
+                locs[addr] = {"count": 1, "site": t["site"] if t else None, "sum": age,
+                              "min": age, "max": age, "min_pid": pid, "max_pid": pid,
+                              "cpus": {cpu}}
+                continue
+            loc["count"] += 1
+            if when:
+                loc["sum"] += age
+                loc["min"] = min(loc["min"], age)
+                loc["max"] = max(loc["max"], age)
+                loc["min_pid"] = min(loc["min_pid"], pid)
+                loc["max_pid"] = max(loc["max_pid"], pid)
+                loc["cpus"].add(cpu)
+    text = ""
+    for addr in sorted(locs):
+        loc = locs[addr]
+        if len(text) > 4096 - KSYM_SYMBOL_LEN - 100:
+            break
+        line = f"{loc['count']:7d} " + (loc["site"] if addr else "<not-available>")
+        if loc["sum"] != loc["min"]:
+            line += f" age={loc['min']}/{loc['sum'] // loc['count']}/{loc['max']}"
+        else:
+            line += f" age={loc['min']}"
+        if loc["min_pid"] != loc["max_pid"]:
+            line += f" pid={loc['min_pid']}-{loc['max_pid']}"
+        else:
+            line += f" pid={loc['min_pid']}"
+        if cache.nr_cpus > 1 and loc["cpus"]:
+            line += f" cpus={cpulist(loc['cpus'])}"
+        text += line + "\n"
+    return text or "No data\n"
+
+
 # =============================================================================================
 # One cache directory
 # =============================================================================================
@@ -150,6 +226,9 @@ class CacheDir(Mapping[str, str]):
         self._log = log
         self.slub: str = cache.slub
         self.attributes: tuple[str, ...] = GEN_ATTRIBUTES[self.slub]
+        if self.slub == "4.4" and cache.info["flags"] & pyslub.SLAB_STORE_USER:
+            i = self.attributes.index("validate") + 1
+            self.attributes = self.attributes[:i] + CALLS + self.attributes[i:]
         self.stats: tuple[str, ...] = _GEN_STATS[self.slub]
 
     # -- reading -------------------------------------------------------------------------------
@@ -176,6 +255,8 @@ class CacheDir(Mapping[str, str]):
             return f"{simple[attr]()}\n"
         if attr in ("ctor", "shrink", "validate"):
             return ""                        # no ctor; shrink_show / validate_show print nothing
+        if attr in CALLS:
+            return list_locations(c, "alloc" if attr == "alloc_calls" else "free")
         if attr == "slabs_cpu_partial":
             return self._slabs_cpu_partial()
         occ = c.occupancy()
@@ -365,6 +446,6 @@ def load_snapshot(path: str | os.PathLike) -> tuple[dict[str, dict[str, str]], d
     return caches, dict(doc.get("aliases", {}))
 
 
-__all__ = ["ATTRIBUTES", "CacheDir", "GEN_ATTRIBUTES", "STATS", "SysfsTree", "export",
-           "kstrtoull", "kstrtouint", "load_snapshot", "read_dir", "show_slab_objects", "show_stat",
-           "snapshot", "tree"]
+__all__ = ["ATTRIBUTES", "CALLS", "CacheDir", "GEN_ATTRIBUTES", "STATS", "SysfsTree", "cpulist",
+           "export", "kstrtoull", "kstrtouint", "list_locations", "load_snapshot", "read_dir",
+           "show_slab_objects", "show_stat", "snapshot", "tree"]
