@@ -1,6 +1,7 @@
 # C-level declarations of the sheaf layer and the entry points of every generation (sheaves.py).
 from pyslub._layout cimport *
 from pyslub.slab cimport *
+from libc.string cimport memcpy
 from pyslub.bulk cimport kmem_cache_alloc_bulk, kmem_cache_free_bulk
 from pyslub._prim cimport (gettid, spin_lock, spin_trylock, spin_unlock, mutex_lock, mutex_unlock,
                            alive, cmpxchg)
@@ -82,6 +83,16 @@ cdef inline void pcs_unlock_held(KmemCache s, i64 c, int how) noexcept nogil:
         bias_exit(s, c)
     else:
         spin_unlock(&s.meta[c + C_LOCK])
+
+cdef inline i64 *_meta_words(KmemCache s) noexcept nogil:
+    """The metadata region as a C array (a local pointer is not re-read through ``s`` after
+    every store, as the memoryview's data pointer is)."""
+    return &s.meta[0]
+
+cdef inline void copy_words(i64 *dst, i64 di, i64 *src, i64 si, i64 n) noexcept nogil:
+    """dst[di:di+n] = src[si:si+n] (no overlap: a sheaf and the caller's array)."""
+    if n > 0:
+        memcpy(&dst[di], &src[si], n * 8)
 
 cdef inline i64 take_sheaf_object(KmemCache s, i64 obj) noexcept nogil:
     """Safe mode: take_object() of an object leaving a sheaf, its common case inline (the

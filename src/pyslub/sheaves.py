@@ -67,6 +67,13 @@ if not cython.compiled:
     def pcs_unlock_held(s, c, how):
         spin_unlock(s.meta, c + C_LOCK)
 
+    def _meta_words(s):
+        return s.meta
+
+    def copy_words(dst, di, src, si, n):
+        for i in range(n):
+            dst[di + i] = src[si + i]
+
     def take_sheaf_object(s, obj):
         if s.state[obj >> 3] != OBJ_FREE:
             return s.take_object(virt_to_head_page(s, obj), obj)
@@ -750,9 +757,11 @@ def alloc_from_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64,
     full: i64
     n: i64
     msize: i64
+    src: i64
     i: i64
     k: i64
     obj: i64
+    m: cython.p_longlong = _meta_words(s)     # not re-read through s in the loops
     while got < size:
         if not pcs_trylock(s, c, st):
             break
@@ -776,18 +785,21 @@ def alloc_from_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64,
         msize = s.meta[main + SH_SIZE]
         n = size - got if size - got < msize else msize
         msize -= n
-        for i in range(n):                     # the top of the stack, order preserved
-            obj = s.meta[main + SH_OBJECTS + msize + i]
-            if s.checks and s.take_object(virt_to_head_page(s, obj), obj) < 0:
-                # (cannot happen but through a core bug: no view reaches a sheaf) drop the bad
-                # object, keep the untaken ones, give back the taken ones
-                for k in range(i + 1, n):
-                    s.meta[main + SH_OBJECTS + msize + k - i - 1] = \
-                        s.meta[main + SH_OBJECTS + msize + k]
-                s.meta[main + SH_SIZE] = msize + n - i - 1
-                pcs_unlock(s, c)
-                return give_back(s, c, st, p, got + i)
-            p[got + i] = obj
+        src = main + SH_OBJECTS + msize        # the top of the stack, order preserved
+        if s.checks:
+            for i in range(n):
+                obj = m[src + i]
+                if take_sheaf_object(s, obj) < 0:
+                    # (cannot happen but through a core bug: no view reaches a sheaf) drop the
+                    # bad object, keep the untaken ones, give back the taken ones
+                    for k in range(i + 1, n):
+                        m[src + k - i - 1] = m[src + k]
+                    s.meta[main + SH_SIZE] = msize + n - i - 1
+                    pcs_unlock(s, c)
+                    return give_back(s, c, st, p, got + i)
+                p[got + i] = obj
+        else:
+            copy_words(p, got, m, src, n)
         s.meta[main + SH_SIZE] = msize
         pcs_unlock(s, c)
         stat_add(s, st, ALLOC_FASTPATH if s.gen == GEN_V70 else ALLOC_PCS, n)
@@ -822,8 +834,8 @@ def free_to_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64, p: cython.p_longl
     spare: i64
     e: i64
     k: i64
-    i: i64
     msize: i64
+    m: cython.p_longlong = _meta_words(s)
     while done < size:
         if not pcs_trylock(s, c, st):
             break                              # fallback
@@ -852,8 +864,7 @@ def free_to_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64, p: cython.p_longl
             main = s.meta[c + C_MAIN]
         msize = s.meta[main + SH_SIZE]
         k = size - done if size - done < cap - msize else cap - msize
-        for i in range(k):
-            s.meta[main + SH_OBJECTS + msize + i] = p[done + i]
+        copy_words(m, main + SH_OBJECTS + msize, p, done, k)
         s.meta[main + SH_SIZE] = msize + k
         pcs_unlock(s, c)
         stat_add(s, st, FREE_FASTPATH if s.gen == GEN_V70 else FREE_PCS, k)
