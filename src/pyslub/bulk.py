@@ -368,12 +368,17 @@ def build_detached_freelist_swap(s: KmemCache, size: i64, p: cython.p_longlong,
     size -= 1
     obj: i64 = p[size]
     df_start(s, df, obj)
+    page: i64 = df[0].page
+    head: i64 = obj                        # df_push() on locals: df is written once, at the end
+    cnt: i64 = 1
     same: i64 = size
     while size > 0:
         size -= 1
         obj = p[size]
-        if virt_to_head_page(s, obj) == df[0].page:
-            df_push(s, df, obj)
+        if virt_to_head_page(s, obj) == page:
+            set_freepointer(s, obj, head)
+            head = obj
+            cnt += 1
             same -= 1
             if size != same:
                 p[size] = p[same]
@@ -382,6 +387,8 @@ def build_detached_freelist_swap(s: KmemCache, size: i64, p: cython.p_longlong,
         lookahead -= 1
         if lookahead == 0:
             break
+    df[0].freelist = head
+    df[0].cnt = cnt
     return same
 
 
