@@ -163,8 +163,11 @@ def _callgrind(argv: list[str], collect: str | None = None) -> int:
         opts = [f"--callgrind-out-file={d}/cg.out"]
         if collect:
             opts += ["--collect-atstart=no", f"--toggle-collect={collect}"]
+        # one BLAS thread (numpy's idle OpenBLAS threads otherwise add a varying count) and
+        # a fixed hash seed: the Python loops' counts repeat
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
         out = subprocess.run(["valgrind", "--tool=callgrind", *opts, *argv],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True, env=env)
     return int(re.search(r"refs:\s+([\d,]+)", out.stderr).group(1).replace(",", ""))
 
 

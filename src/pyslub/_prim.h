@@ -161,15 +161,23 @@ static int pyslub_tid_atfork;
 /* A forked child inherits the parent thread's TLS: forget the cached tid. */
 static void pyslub_tid_reset(void) { pyslub_tid_cache = 0; }
 
+/* A thread's first gettid: the syscall, cached (out of line: pyslub_gettid() is inlined into
+ * every fast path, whose inlining budget this would use up.  Not "cold": gcc would move the
+ * call into a .cold part of each caller, and a jump into it from a native benchmark loop
+ * makes callgrind's --toggle-collect=..._native_*bench_* stop counting). */
+static __attribute__((noinline)) long long pyslub_gettid_first(void)
+{
+    if (!__atomic_exchange_n(&pyslub_tid_atfork, 1, __ATOMIC_RELAXED))
+        pthread_atfork(NULL, NULL, pyslub_tid_reset);
+    return pyslub_tid_cache = (long long)syscall(SYS_gettid);
+}
+
 /* The kernel thread id of the caller (system-wide unique while the thread lives). */
 static inline long long pyslub_gettid(void)
 {
     long long t = pyslub_tid_cache;
-    if (__builtin_expect(t == 0, 0)) {
-        if (!__atomic_exchange_n(&pyslub_tid_atfork, 1, __ATOMIC_RELAXED))
-            pthread_atfork(NULL, NULL, pyslub_tid_reset);
-        pyslub_tid_cache = t = (long long)syscall(SYS_gettid);
-    }
+    if (__builtin_expect(t == 0, 0))
+        t = pyslub_gettid_first();
     return t;
 }
 

@@ -371,12 +371,17 @@ def build_detached_freelist_swap(s: KmemCache, size: i64, p: cython.p_longlong,
     size -= 1
     obj: i64 = p[size]
     df_start(s, df, obj)
+    page: i64 = df[0].page
+    head: i64 = obj                        # df_push() on locals: df is written once, at the end
+    cnt: i64 = 1
     same: i64 = size
     while size > 0:
         size -= 1
         obj = p[size]
-        if virt_to_head_page(s, obj) == df[0].page:
-            df_push(s, df, obj)
+        if virt_to_head_page(s, obj) == page:
+            set_freepointer(s, obj, head)
+            head = obj
+            cnt += 1
             same -= 1
             if size != same:
                 p[size] = p[same]
@@ -385,6 +390,8 @@ def build_detached_freelist_swap(s: KmemCache, size: i64, p: cython.p_longlong,
         lookahead -= 1
         if lookahead == 0:
             break
+    df[0].freelist = head
+    df[0].cnt = cnt
     return same
 
 
@@ -447,6 +454,13 @@ def check_bulk(s: KmemCache, size: i64, p: cython.p_longlong, allow_null: cython
     bad: i64 = 0
     base: i64 = 0                          # slab of the last checked address ...
     span: i64 = 0                          # ... and the bytes its object slots cover
+    checks: cython.bint = s.checks         # locals: the state stores may alias anything
+    osize: i64 = s.size
+    state: cython.p_uchar
+    if cython.compiled:
+        state = cython.address(s.state[0])
+    else:
+        state = s.state
     for i in range(size):
         addr = p[i]
         if addr == 0 and allow_null:
@@ -458,24 +472,25 @@ def check_bulk(s: KmemCache, size: i64, p: cython.p_longlong, allow_null: cython
                 bad = page
                 break
             base = page_addr(page)
-            span = page_objects(s, page) * s.size
+            span = page_objects(s, page) * osize
             off = addr - base
-        if obj_to_index(s, off) * s.size != off:
+        if obj_to_index(s, off) * osize != off:
             bad = BAD_BOUNDARY
             break
-        if s.checks:
-            sb = s.state[addr >> 3]
+        if checks:
+            sb = state[addr >> 3]
             if sb != OBJ_LIVE:
                 bad = (BAD_FREE if sb == OBJ_FREE else BAD_FREEING if sb == OBJ_FREEING
                        else BAD_LEAKED)
                 break
-            s.state[addr >> 3] = OBJ_FREEING
-    if not s.checks:
+            state[addr >> 3] = OBJ_FREEING
+    if not checks:
         return 0 if bad == 0 else -(((i + 1) << 5) | -bad)
     j: i64
+    mark: cython.uchar = OBJ_LIVE if bad else OBJ_FREE
     for j in range(i if bad else size):
         if p[j]:
-            s.state[p[j] >> 3] = OBJ_LIVE if bad else OBJ_FREE
+            state[p[j] >> 3] = mark
     return 0 if bad == 0 else -(((i + 1) << 5) | -bad)
 
 

@@ -9,11 +9,14 @@ from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free as c_free
 cimport numpy as cnp
 from pyslub._prim cimport load_seq_cst
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 
 cdef class Cache(KmemCache):
     pass
 
 cdef i64 array_size(object p, object size, bint writable) except? -1
+cdef i64 address_value(object addr) except? -1
+cdef int check_alive(KmemCache c) except? -1
 from pyslub.page_alloc cimport Segment
 
 # GIL-free sections and fork() (the protocol: cache.py, where _nogil_sections is declared)

@@ -70,6 +70,9 @@ from pyslub.slab import BAD_REASONS, release_descriptor  # noqa: E402
 # runs Python code, against ~1-2 ns of core work per object).
 NOGIL_MIN = cython.declare(i64, 256)
 STACK_WORDS = cython.declare(i64, 256)   # arrays up to this size are copied to the C stack
+# the cpu half of current_cpu()'s result, as a C value (the literal alone is a Python int
+# to Cython: `cs & 0xFFFFFFFF` would box cs and AND two Python objects)
+CPU_MASK = cython.declare(i64, 0xFFFFFFFF)
 # GIL-free core sections and fork().  A child's copy of a private segment is consistent only
 # if no thread is inside a core operation when fork() runs.  A GIL-holding operation cannot be
 # (the forking thread holds the GIL then, and an operation runs no Python code), so what needs a
@@ -212,11 +215,32 @@ GEN_NAMES = {GEN_V44: "4.4", GEN_V618: "6.18", GEN_V70: "7.0"}
 def address_arg(addr) -> int:
     """An address argument as an int: ints and anything with ``__index__`` (numpy integers),
     never floats (TypeError); values that do not fit 64 bits become -1, i.e. outside."""
+    return address_value(addr)
+
+
+@cython.cfunc
+@cython.exceptval(-1, check=True)
+def address_value(addr: object) -> i64:
+    """address_arg() for compiled callers: a C call, no Python-level one."""
     if type(addr) is not int:
         addr = operator.index(addr)
-    if addr < -(1 << 63) or addr >= (1 << 63):
-        return -1
-    return addr
+    overflow: cython.int = 0
+    v: i64
+    if cython.compiled:
+        v = PyLong_AsLongLongAndOverflow(addr, cython.address(overflow))
+    elif addr < -(1 << 63) or addr >= (1 << 63):
+        overflow = 1
+    else:
+        v = addr
+    return -1 if overflow else v
+
+
+@cython.cfunc
+def check_alive(c: KmemCache) -> cython.int:
+    """Cache._check_alive() for compiled callers (no method lookup)."""
+    if c.desc[c.d + D_STATE] != DS_LIVE:
+        raise SlabError(f"cache {c.name!r} was destroyed")
+    return 0
 
 
 @cython.cfunc
@@ -324,9 +348,9 @@ class Cache(KmemCache):
 
     def alloc(self):
         """kmem_cache_alloc(): the address of a new object (MemoryError when out of memory)."""
-        self._check_alive()
+        check_alive(self)
         cs: i64 = current_cpu(self)
-        cpu: i64 = cs & 0xFFFFFFFF
+        cpu: i64 = cs & CPU_MASK
         obj: i64 = kmem_cache_alloc(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32))
         if self.ring[R_WPOS] != self.ring[R_RPOS]:
             self.drain()
@@ -375,10 +399,10 @@ class Cache(KmemCache):
     def free(self, addr):
         """kmem_cache_free(): free one object; SlabError (nothing freed) if ``addr`` is not an
         object of this cache, or (safe mode) not allocated."""
-        self._check_alive()
-        a: i64 = address_arg(addr)
+        check_alive(self)
+        a: i64 = address_value(addr)
         cs: i64 = current_cpu(self)
-        cpu: i64 = cs & 0xFFFFFFFF
+        cpu: i64 = cs & CPU_MASK
         nreports = len(self.reports)
         if self.flags & SLAB_TRACE:
             _debug.trace(self, (a,), False, self.seg.raw)
@@ -421,11 +445,11 @@ class Cache(KmemCache):
         All or nothing: returns ``size``, or 0 (out of memory) with nothing allocated.
         """
         n: i64 = array_size(p, size, True)
-        self._check_alive()
+        check_alive(self)
         if n == 0:
             return 0
         cs: i64 = current_cpu(self)
-        cpu: i64 = cs & 0xFFFFFFFF
+        cpu: i64 = cs & CPU_MASK
         c: i64 = cpu_rec(self, cpu)
         st: i64 = stats_rec(self, cpu, cs >> 32)
         got: i64
@@ -487,11 +511,11 @@ class Cache(KmemCache):
             if sid < 0:
                 raise ValueError(f"unknown free_bulk strategy {strategy!r}; "
                                  f"choose one of {FREE_BULK_STRATEGIES}")
-        self._check_alive()
+        check_alive(self)
         if n == 0:
             return
         cs: i64 = current_cpu(self)
-        cpu: i64 = cs & 0xFFFFFFFF
+        cpu: i64 = cs & CPU_MASK
         c: i64 = cpu_rec(self, cpu)
         st: i64 = stats_rec(self, cpu, cs >> 32)
         allow_null: cython.bint = sid == FB_LOOKAHEAD or sid == FB_LOOKAHEAD_FWD

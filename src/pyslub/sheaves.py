@@ -64,6 +64,60 @@ if not cython.compiled:
     def pcs_unlock(s, c):
         spin_unlock(s.meta, c + C_LOCK)
 
+    def pcs_unlock_held(s, c, how):
+        spin_unlock(s.meta, c + C_LOCK)
+
+    def _meta_words(s):
+        return s.meta
+
+    def copy_words(dst, di, src, si, n):
+        for i in range(n):
+            dst[di + i] = src[si + i]
+
+    def take_sheaf_object(s, obj):
+        if s.state[obj >> 3] != OBJ_FREE:
+            return s.take_object(virt_to_head_page(s, obj), obj)
+        s.state[obj >> 3] = OBJ_LIVE
+        return 0
+
+    def alloc_from_pcs(s: KmemCache, c: i64, st: i64) -> i64:
+        """alloc_from_pcs(): pop main's top object under the cpu's local_trylock; 0 when the
+        lock is taken or no sheaf can be made usable (the caller takes the slab path),
+        ERR_CORRUPT.  (Compiled: inline in sheaves.pxd.)"""
+        how = pcs_trylock(s, c, st)
+        if not how:
+            return 0
+        stat(s, st, LOCAL_LOCK)
+        main: i64 = s.meta[c + C_MAIN]
+        size: i64 = s.meta[main + SH_SIZE]
+        if size == 0:
+            return alloc_from_pcs_empty(s, c, st)
+        obj: i64 = s.meta[main + SH_OBJECTS + size - 1]
+        s.meta[main + SH_SIZE] = size - 1
+        if s.checks and take_sheaf_object(s, obj) < 0:
+            pcs_unlock_held(s, c, how)
+            return ERR_CORRUPT
+        pcs_unlock_held(s, c, how)
+        stat(s, st, ALLOC_FASTPATH if s.gen == GEN_V70 else ALLOC_PCS)
+        return obj
+
+    def free_to_pcs(s: KmemCache, c: i64, st: i64, obj: i64) -> cython.bint:
+        """free_to_pcs(): push onto main under the local_trylock; False: take the slab path.
+        (Compiled: inline in sheaves.pxd.)"""
+        how = pcs_trylock(s, c, st)
+        if not how:
+            return False
+        stat(s, st, LOCAL_LOCK)
+        main: i64 = s.meta[c + C_MAIN]
+        size: i64 = s.meta[main + SH_SIZE]
+        if size == s.sheaf_capacity:
+            return free_to_pcs_full(s, c, st, obj)
+        s.meta[main + SH_OBJECTS + size] = obj
+        s.meta[main + SH_SIZE] = size + 1
+        pcs_unlock_held(s, c, how)
+        stat(s, st, FREE_FASTPATH if s.gen == GEN_V70 else FREE_PCS)
+        return True
+
     def barn_lock(s, st):
         mutex_lock(s.desc, s.d + B_LOCK, gettid())
         stat(s, st, BARN_LOCK)
@@ -188,6 +242,32 @@ def free_empty_sheaf(s: KmemCache, st: i64, sh: i64) -> cython.void:
         stat(s, st, SHEAF_FREE)
     else:
         s.seg.meta_free(sh, (SH_OBJECTS + capacity) * 8)   # oversize: kfree, not counted
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
+def pcs_trylock_slow(s: KmemCache, c: i64, st: i64, me: i64) -> cython.int:
+    """pcs_trylock() (inline: sheaves.pxd) when no biased section could be opened: a trylock
+    of the lock word, then a bias another thread holds is revoked (it may be inside a
+    section), or the record is biased to us; on a shared segment a dead holder's lock is
+    taken over and repaired.  PCS_LOCKED or 0.  Compiled only (the uncompiled pcs_trylock is
+    the plain trylock above)."""
+    b: i64
+    if not spin_trylock(cython.address(s.meta[c + C_LOCK]), me):
+        if not s.robust:
+            return 0
+        b = s.meta[c + C_LOCK]              # shared segment: is the holder dead?
+        if b == 0 or alive(b) or not cmpxchg(cython.address(s.meta[c + C_LOCK]), b, me):
+            return 0
+        pcs_repair(s, c, st)
+        return PCS_LOCKED
+    b = s.meta[c + C_BIAS]
+    if b != 0 and b != me:
+        bias_revoke(s, c, st)
+    elif s.bias and b == 0:
+        try_rebias(s, c, me)
+    return PCS_LOCKED
 
 
 @cython.cfunc
@@ -550,19 +630,13 @@ def pcs_replace_empty_main(s: KmemCache, c: i64, st: i64) -> cython.bint:
 @cython.cfunc
 @cython.nogil
 @cython.exceptval(check=False)
-def alloc_from_pcs(s: KmemCache, c: i64, st: i64) -> i64:
-    """alloc_from_pcs(): pop main's top object under the cpu's local_trylock; 0 when the lock
-    is taken or no sheaf can be made usable (the caller takes the slab path), ERR_CORRUPT."""
-    if not pcs_trylock(s, c, st):
+def alloc_from_pcs_empty(s: KmemCache, c: i64, st: i64) -> i64:
+    """alloc_from_pcs() (inline: sheaves.pxd) found main empty, locked: __pcs_replace_empty_main,
+    then the pop.  The lock may have been dropped and retaken meanwhile: pcs_unlock()."""
+    if not pcs_replace_empty_main(s, c, st):
         return 0
-    stat(s, st, LOCAL_LOCK)
     main: i64 = s.meta[c + C_MAIN]
     size: i64 = s.meta[main + SH_SIZE]
-    if size == 0:
-        if not pcs_replace_empty_main(s, c, st):
-            return 0
-        main = s.meta[c + C_MAIN]
-        size = s.meta[main + SH_SIZE]
     obj: i64 = s.meta[main + SH_OBJECTS + size - 1]
     s.meta[main + SH_SIZE] = size - 1
     if s.checks and s.take_object(virt_to_head_page(s, obj), obj) < 0:
@@ -662,18 +736,13 @@ def pcs_replace_full_main(s: KmemCache, c: i64, st: i64) -> cython.bint:
 @cython.cfunc
 @cython.nogil
 @cython.exceptval(check=False)
-def free_to_pcs(s: KmemCache, c: i64, st: i64, obj: i64) -> cython.bint:
-    """free_to_pcs(): push onto main under the local_trylock; False: take the slab path."""
-    if not pcs_trylock(s, c, st):
+def free_to_pcs_full(s: KmemCache, c: i64, st: i64, obj: i64) -> cython.bint:
+    """free_to_pcs() (inline: sheaves.pxd) found main full, locked: __pcs_replace_full_main,
+    then the push (the lock may have been dropped and retaken: pcs_unlock())."""
+    if not pcs_replace_full_main(s, c, st):
         return False
-    stat(s, st, LOCAL_LOCK)
     main: i64 = s.meta[c + C_MAIN]
     size: i64 = s.meta[main + SH_SIZE]
-    if size == s.sheaf_capacity:
-        if not pcs_replace_full_main(s, c, st):
-            return False
-        main = s.meta[c + C_MAIN]
-        size = s.meta[main + SH_SIZE]
     s.meta[main + SH_OBJECTS + size] = obj
     s.meta[main + SH_SIZE] = size + 1
     pcs_unlock(s, c)
@@ -698,9 +767,11 @@ def alloc_from_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64,
     full: i64
     n: i64
     msize: i64
+    src: i64
     i: i64
     k: i64
     obj: i64
+    m: cython.p_longlong = _meta_words(s)     # not re-read through s in the loops
     while got < size:
         if not pcs_trylock(s, c, st):
             break
@@ -724,18 +795,21 @@ def alloc_from_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64,
         msize = s.meta[main + SH_SIZE]
         n = size - got if size - got < msize else msize
         msize -= n
-        for i in range(n):                     # the top of the stack, order preserved
-            obj = s.meta[main + SH_OBJECTS + msize + i]
-            if s.checks and s.take_object(virt_to_head_page(s, obj), obj) < 0:
-                # (cannot happen but through a core bug: no view reaches a sheaf) drop the bad
-                # object, keep the untaken ones, give back the taken ones
-                for k in range(i + 1, n):
-                    s.meta[main + SH_OBJECTS + msize + k - i - 1] = \
-                        s.meta[main + SH_OBJECTS + msize + k]
-                s.meta[main + SH_SIZE] = msize + n - i - 1
-                pcs_unlock(s, c)
-                return give_back(s, c, st, p, got + i)
-            p[got + i] = obj
+        src = main + SH_OBJECTS + msize        # the top of the stack, order preserved
+        if s.checks:
+            for i in range(n):
+                obj = m[src + i]
+                if take_sheaf_object(s, obj) < 0:
+                    # (cannot happen but through a core bug: no view reaches a sheaf) drop the
+                    # bad object, keep the untaken ones, give back the taken ones
+                    for k in range(i + 1, n):
+                        m[src + k - i - 1] = m[src + k]
+                    s.meta[main + SH_SIZE] = msize + n - i - 1
+                    pcs_unlock(s, c)
+                    return give_back(s, c, st, p, got + i)
+                p[got + i] = obj
+        else:
+            copy_words(p, got, m, src, n)
         s.meta[main + SH_SIZE] = msize
         pcs_unlock(s, c)
         stat_add(s, st, ALLOC_FASTPATH if s.gen == GEN_V70 else ALLOC_PCS, n)
@@ -770,8 +844,8 @@ def free_to_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64, p: cython.p_longl
     spare: i64
     e: i64
     k: i64
-    i: i64
     msize: i64
+    m: cython.p_longlong = _meta_words(s)
     while done < size:
         if not pcs_trylock(s, c, st):
             break                              # fallback
@@ -800,8 +874,7 @@ def free_to_pcs_bulk(s: KmemCache, c: i64, st: i64, size: i64, p: cython.p_longl
             main = s.meta[c + C_MAIN]
         msize = s.meta[main + SH_SIZE]
         k = size - done if size - done < cap - msize else cap - msize
-        for i in range(k):
-            s.meta[main + SH_OBJECTS + msize + i] = p[done + i]
+        copy_words(m, main + SH_OBJECTS + msize, p, done, k)
         s.meta[main + SH_SIZE] = msize + k
         pcs_unlock(s, c)
         stat_add(s, st, FREE_FASTPATH if s.gen == GEN_V70 else FREE_PCS, k)

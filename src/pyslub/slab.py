@@ -1849,8 +1849,9 @@ class KmemCache:
         r: i64 = page * PM_STRIDE
         fl: i64 = self.pm[r + PM_FREELIST]
         taken: i64 = 0
+        mark: cython.bint = handout and self.checks
         while fl and taken < count:
-            if handout and self.checks:
+            if mark:
                 self.state[fl >> 3] = OBJ_LIVE
             p[off + taken] = fl
             taken += 1
@@ -2074,21 +2075,32 @@ class KmemCache:
         fl: i64
         last: i64
         cnt: i64
+        base: i64
+        span: i64
+        fp: i64
+        checks: cython.bint = self.checks          # (locals: the loop's stores may alias s)
+        mark: cython.bint = handout and checks
         page = head
         while page:
             nxt = self.pm[page * PM_STRIDE + PM_NEXT]
             self.pm[page * PM_STRIDE + PM_NEXT] = 0
             fl = self.get_freelist_nofreeze(st, page)
+            base = page_addr(page)                  # get_freepointer_safe() with the slab's
+            span = page_objects(self, page) * self.size     # bounds out of the loop
             while fl and got < hi:
-                if self.checks and self.state[fl >> 3] != OBJ_FREE:
-                    self.emit(EV_REPORT, REP_FREELIST_LIVE, fl, self.state[fl >> 3], page)
-                    fl = 0                          # the rest is leaked, on purpose
-                    break
-                if handout and self.checks:
-                    self.state[fl >> 3] = OBJ_LIVE
+                if checks:
+                    if self.state[fl >> 3] != OBJ_FREE:
+                        self.emit(EV_REPORT, REP_FREELIST_LIVE, fl, self.state[fl >> 3], page)
+                        fl = 0                      # the rest is leaked, on purpose
+                        break
+                    if mark:
+                        self.state[fl >> 3] = OBJ_LIVE
                 p[off + got] = fl
                 got += 1
-                fl = get_freepointer_safe(self, fl, page)
+                fp = get_freepointer(self, fl)
+                if bad_freepointer(self, fp, base, span):
+                    fp = self.freepointer_corrupt(fl, fp, page)
+                fl = fp
             if fl:                                  # more than wanted: give the rest back
                 last = fl
                 cnt = 1
