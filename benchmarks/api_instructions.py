@@ -33,9 +33,9 @@ LOOPS = {
 
 def instructions(code: str) -> int:
     """Instructions of ``python -c code`` under callgrind, with address-space randomisation
-    off (setarch -R) and a fixed hash seed: with randomisation the same loop varied by +-25 %
-    between runs (1780..2767 instructions for one debug_cost pair loop: CPython's caches depend
-    on addresses); without it, within 2 %."""
+    off (setarch -R) and a fixed hash seed: with randomisation one debug_cost pair loop varied
+    by +-25 % between runs (1780..2767 instructions); without it by ~+-10 % (2021..2250), the
+    debug modes' loops by 1-6 %."""
     prefix = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
     with tempfile.TemporaryDirectory() as d:
         out = subprocess.run(
