@@ -2104,8 +2104,11 @@ class KmemCache:
             if fl:                                  # more than wanted: give the rest back
                 last = fl
                 cnt = 1
-                while cnt <= page_objects(self, page):
-                    nxt2: i64 = get_freepointer_safe(self, last, page)
+                nobj: i64 = page_objects(self, page)
+                while cnt <= nobj:
+                    nxt2: i64 = get_freepointer(self, last)
+                    if bad_freepointer(self, nxt2, base, span):
+                        nxt2 = self.freepointer_corrupt(last, nxt2, page)
                     if nxt2 == 0:
                         break
                     last = nxt2
