@@ -130,11 +130,169 @@ def test_freelist_pointing_at_a_live_object_is_caught_at_alloc():
     c.free(objs[1])
     mem.raw(objs[1] + c.offset, 8)[:] = int(objs[2]).to_bytes(8, "little")
     assert c.validate() != []
-    seen = set()
-    with pytest.raises(SlabError, match="Freelist points to an object in use"):
-        for _ in range(200):
-            seen.add(c.alloc())
-    assert objs[2] not in seen and objs[3] not in seen
+    # F: v4.4's debug ___slab_alloc deactivates the cpu slab after each object, with the rest
+    # of its freelist, which trim_freelist cuts before objs[2]: reported, never handed out
+    n = len(c.reports)
+    assert c.alloc() == objs[1]
+    assert [r.split(" (slab")[0] for r in c.reports[n:]] == [
+        f"BUG uaf: Freelist points to an object in use: {objs[2]:#x}"]
+    seen = {c.alloc() for _ in range(200)}
+    assert not seen & set(objs)
+
+
+@pytest.mark.parametrize("hardening", [{}, {"freelist_hardened": True, "freeptr": "middle"}])
+@pytest.mark.parametrize("loop_to", [2, 0])
+def test_cpu_freelist_cycle_is_cut_and_counted_once(loop_to, hardening):
+    """A use after free points the last object of the cpu freelist back into the list (at an
+    earlier object, or at itself). Deactivation used to give the loop's objects back again
+    and again: ``inuse`` reached 0 and the slab was discarded under objects still held."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1, **hardening)
+    c = mem.create_cache("loop", 64)
+    objs = [c.alloc() for _ in range(c.objects)]             # the cpu slab, full
+    for a in objs[0], objs[2], objs[3]:
+        c.free(a)                                             # cpu freelist: 3 -> 2 -> 0
+    assert c.freepointer(objs[0]) == 0
+    held = [a for i, a in enumerate(objs) if i not in (0, 2, 3)]
+    for a in held:
+        mem.view(a)[:8] = a.to_bytes(8, "little")
+    target = objs[loop_to]
+    word = objs[0] + c.offset
+    stored = int.from_bytes(mem.raw(word, 8), "little")        # 0, or encoded 0 (hardened)
+    if hardening:                                             # ptr ^ s->random ^ swab(&ptr)
+        stored ^= target                                      # the same key, another ptr
+    else:
+        stored = target
+    mem.raw(word, 8)[:] = stored.to_bytes(8, "little")
+    assert c.freepointer(objs[0]) == target
+    n = len(c.reports)
+    c.flush_cpu()
+    slab = c.slab_of(objs[0])
+    line = (f"BUG loop: Freelist cycle detected in cpu freelist of slab {slab:#x}: object "
+            f"{objs[0]:#x} points back to {target:#x}; FIX loop: freelist truncated after "
+            f"{objs[0]:#x}")
+    assert [str(r) for r in c.reports[n:]] == [line]
+    assert c.validate() == [f"reported: {line}"]              # and nothing else is wrong
+    c.shrink()
+    assert c.nr_slabs == 1
+    for a in held:                                            # still ours, untouched
+        assert bytes(mem.view(a)[:8]) == a.to_bytes(8, "little")
+    again = {c.alloc() for _ in range(3)}
+    assert again == {objs[0], objs[2], objs[3]}               # each given back once
+    c.free_bulk(np.array(held + sorted(again), dtype=np.uint64))
+    assert c.validate() == [f"reported: {line}"] and c.live_objects() == 0
+
+
+@pytest.mark.parametrize("hardening", [{}, {"freelist_hardened": True, "freeptr": "middle"}])
+def test_cpu_freelist_into_a_live_object_is_cut_at_deactivation(hardening):
+    """A use after free points a cpu freelist object at an object in use. Deactivation used
+    to relink that object (a write into memory its owner holds) and hand it out again."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1, **hardening)
+    c = mem.create_cache("into", 64)
+    objs = [c.alloc() for _ in range(c.objects)]
+    for a in objs[0], objs[2], objs[3]:
+        c.free(a)                                             # cpu freelist: 3 -> 2 -> 0
+    held = [a for i, a in enumerate(objs) if i not in (0, 2, 3)]
+    for a in held:
+        mem.view(a)[:64] = a.to_bytes(8, "little") * 8
+    word = objs[2] + c.offset
+    stored = int.from_bytes(mem.raw(word, 8), "little")       # -> objs[0], maybe encoded
+    stored ^= objs[0] ^ objs[5] if hardening else stored ^ objs[5]
+    mem.raw(word, 8)[:] = stored.to_bytes(8, "little")
+    assert c.freepointer(objs[2]) == objs[5]
+    n = len(c.reports)
+    c.flush_cpu()
+    assert [str(r).split(" (slab")[0] for r in c.reports[n:]] == [
+        f"BUG into: Freelist points to an object in use: {objs[5]:#x}"]
+    for a in held:
+        assert bytes(mem.view(a)[:64]) == a.to_bytes(8, "little") * 8
+    got = {c.alloc() for _ in range(3)}
+    assert {objs[2], objs[3]} < got and not got & set(held) and objs[0] not in got
+    assert c.live_objects() == len(held) + 3 + 1              # + objs[0]: leaked, on purpose
+
+
+def test_cpu_freelist_into_the_page_freelist_is_cut_at_deactivation():
+    """A use after free points the cpu freelist into the slab's page.freelist (remote frees).
+    Deactivation relinked those objects onto it a second time: a loop in page.freelist and
+    ``inuse`` two too low, so freeing the objects still held took it below 0."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2)
+    c = mem.create_cache("alias", 64)
+    with mem.on_cpu(0):
+        objs = [c.alloc() for _ in range(c.objects)]
+    with mem.on_cpu(1):
+        c.free(objs[0])
+        c.free(objs[1])                                       # remote: page.freelist 1 -> 0
+    with mem.on_cpu(0):
+        c.free(objs[3])                                       # cpu freelist: 3
+        mem.raw(objs[3] + c.offset, 8)[:] = objs[1].to_bytes(8, "little")   # 3 -> 1
+        c.flush_cpu(0)
+    line = (f"BUG alias: Freelist points into the slab's other freelist: {objs[1]:#x} (slab "
+            f"{c.slab_of(objs[0]):#x}; a write after free?); FIX alias: freelist cut before "
+            "it, the objects after it are leaked")
+    assert c.reports == [line]
+    assert c.validate() == [f"reported: {line}"]              # inuse exact, no loop
+    assert c.slab_state(c.slab_of(objs[0]))["inuse"] == c.objects - 3
+    with mem.on_cpu(1):
+        got = [c.alloc() for _ in range(3)]
+    assert sorted(got) == sorted([objs[0], objs[1], objs[3]])
+    c.free_bulk(np.array(objs, dtype=np.uint64))
+    assert c.validate() == [f"reported: {line}"] and c.live_objects() == 0
+
+
+def test_sheaf_holding_an_object_in_use_does_not_give_it_back():
+    """A use after free points a slab's freelist at an object that sits in another cpu's
+    sheaf. A refill takes it into this cpu's sheaf, which hands it out; flushing the other
+    sheaf then wrote a free pointer into the object its owner holds."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=2, slub="7.0")
+    c = mem.create_cache("sheafed", 16)
+    with mem.on_cpu(0):
+        lo, hi = sorted((c.alloc(), c.alloc()))
+        c.free(lo)
+        c.flush_cpu(0)                                        # lo: back on its slab
+    with mem.on_cpu(1):
+        c.free(hi)                                            # hi: in cpu 1's sheaf
+    word = lo + c.offset
+    mem.raw(word, 8)[:] = hi.to_bytes(8, "little")            # lo -> hi
+    assert c.freepointer(lo) == hi
+    with mem.on_cpu(0):
+        got = [c.alloc() for _ in range(2)]
+    assert hi in got                                          # (the allocator cannot know)
+    mem.view(hi)[:16] = b"\x11" * 16
+    n = len(c.reports)
+    c.flush_cpu(1)
+    assert bytes(mem.view(hi)[:16]) == b"\x11" * 16
+    line = (f"BUG sheafed: Sheaf holds an object in use: {hi:#x} (slab {c.slab_of(hi):#x}; a "
+            f"write after free led a freelist to it?); FIX sheafed: Object at {hi:#x} not "
+            "given back to its slab")
+    assert c.reports[n:] == [line]
+    with mem.on_cpu(0):
+        c.free(hi)                                            # still its owner's to free
+    assert c.validate()[-1] == f"reported: {line}"
+
+
+@pytest.mark.parametrize("checks", [True, False])
+def test_70_debug_slab_whose_freelist_ran_out_early_goes_to_the_full_list(checks):
+    """7.0, F: a write after free stores NULL in a free object's free pointer: the slab's
+    freelist ends there (nothing to detect: NULL is a valid end), with objects still counted
+    free. The slab stayed on the partial list with a NULL freelist; the next free took NULL
+    for "on the full list" and listed it a second time: the partial list looped into itself
+    and the next allocation never returned."""
+    mem = pyslub.Memory(size=16 << 20, nr_cpus=1, slub="7.0", checks=checks)
+    c = mem.create_cache("cut70", 64, flags=SLAB_CONSISTENCY_CHECKS)
+    a0, a1, a2 = c.alloc(), c.alloc(), c.alloc()
+    c.free(a2)                                                # freelist: a2 -> a3 -> ...
+    mem.raw(a2 + c.offset, 8)[:] = bytes(8)                   # a2 -> NULL
+    assert c.alloc() == a2 and c.reports == []
+    slab = c.slab_of(a0)
+    c.free(a0)                                                # the slab was "full": partial
+    assert c.node_partial() == [slab]
+    b = c.alloc()
+    assert b == a0 and c.node_partial() == []
+    for a in a0, a1, a2:
+        c.free(a)
+    assert c.node_partial() == [slab]
+    assert c.validate() == ["BUG cut70 (Not tainted): Wrong object count. Counter is 0 but "
+                            "counted were 61", "FIX cut70: Object count adjusted."]
+    assert c.validate() == []                                 # adjusted: consistent again
 
 
 @pytest.mark.parametrize("dtype", [">u8", "<i8", "u4"])
@@ -781,8 +939,13 @@ def test_freelist_to_a_live_object_is_cut_before_the_debug_checks(kmem):
     s.free(c)                                           # freelist: c -> b
     kmem.raw(c + s.offset, 8)[:] = a.to_bytes(8, "little")     # c -> a (live)
     assert s.alloc() == c
-    with pytest.raises(SlabError, match="Freelist points to an object in use"):
-        s.alloc()
+    if s.slub == "7.0":                                 # the next allocation meets a
+        with pytest.raises(SlabError, match="Freelist points to an object in use"):
+            s.alloc()
+    else:           # a debug cpu slab is deactivated after each allocation (v4.4 ___slab_alloc)
+        assert s.reports[-1].startswith(                # with the rest: trim_freelist cuts it
+            f"BUG cut: Freelist points to an object in use: {a:#x}")
+        assert s.alloc() not in (a, b, c)               # (b was behind the forged pointer)
     assert bytes(kmem.raw(a + 64, 8)) == b"\xcc" * 8     # a's red zone is still SLUB_RED_ACTIVE
     n = len(s.reports)
     s.free(a)

@@ -270,6 +270,7 @@ cdef enum:
     REP_OBJECT = 8
     REP_MARK_USED = 9
     REP_NAIVE_DOUBLE_FREE = 10
+    REP_SHEAF_LIVE = 11
     NR_SLUB_STAT_ITEMS = 26
 
 # values that do not fit a C int enum

@@ -367,6 +367,7 @@ REP_ALLOC_CHECK = 7   # debug alloc: freelist pointer check fails, slab marked a
 REP_OBJECT = 8        # debug: check_object() failed (pyslub.debug decodes the word)
 REP_MARK_USED = 9     # debug alloc: a failed check marked all objects of the slab used
 REP_NAIVE_DOUBLE_FREE = 10  # hardened set_freepointer(): an object would point to itself
+REP_SHEAF_LIVE = 11   # safe mode: a sheaf given back to slabs holds an object in use: kept out
 
 # v4.4 sysfs names of the counters, in v4.4's enum stat_item order
 STAT_NAMES = (

@@ -46,6 +46,7 @@ if not cython.compiled:
     from pyslub._prim import gettid, mutex_lock, mutex_unlock, spin_lock, spin_trylock, spin_unlock
     from pyslub.bulk import kmem_cache_alloc_bulk, kmem_cache_free_bulk
     from pyslub.slab import (
+        EV_REPORT,
         KmemCache,
         current_cpu,
         stat,
@@ -344,6 +345,30 @@ def slab_alloc_objects(s: KmemCache, c: i64, st: i64, p: cython.p_longlong, off:
 @cython.cfunc
 @cython.nogil
 @cython.exceptval(check=False)
+def sheaf_drop_in_use(s: KmemCache, p: cython.p_longlong, off: i64, n: i64) -> i64:
+    """pyslub (safe mode), before a sheaf's objects go back to slabs: they are free by their
+    state bytes. One in use got into a sheaf through a freelist that a write after free led
+    to an object of another sheaf (which then handed it out): giving it back would write a
+    free pointer into its owner's object. It stays out (leaked), reported (REP_SHEAF_LIVE).
+    Compacts p[off..off+n); returns how many are left."""
+    if not s.checks:
+        return n
+    i: i64
+    k: i64 = off
+    obj: i64
+    for i in range(off, off + n):
+        obj = p[i]
+        if s.state[obj >> 3] == OBJ_FREE:
+            p[k] = obj
+            k += 1
+        else:
+            s.emit(EV_REPORT, REP_SHEAF_LIVE, obj, s.state[obj >> 3], virt_to_head_page(s, obj))
+    return k - off
+
+
+@cython.cfunc
+@cython.nogil
+@cython.exceptval(check=False)
 def slab_free_objects(s: KmemCache, c: i64, st: i64, p: cython.p_longlong, off: i64, n: i64,
                       strategy: cython.int) -> cython.void:
     """__kmem_cache_free_bulk(): free p[off..off+n) to their slabs with a detached-freelist
@@ -397,9 +422,11 @@ def sheaf_flush_unused(s: KmemCache, c: i64, st: i64, sh: i64,
     if size:
         stat_add(s, st, SHEAF_FLUSH, size)
         if cython.compiled:
+            size = sheaf_drop_in_use(s, cython.address(s.meta[0]), sh + SH_OBJECTS, size)
             slab_free_objects(s, c, st, cython.address(s.meta[0]), sh + SH_OBJECTS, size,
                               strategy)
         else:
+            size = sheaf_drop_in_use(s, s.meta, sh + SH_OBJECTS, size)
             slab_free_objects(s, c, st, s.meta, sh + SH_OBJECTS, size, strategy)
         s.meta[sh + SH_SIZE] = 0
 
@@ -421,8 +448,8 @@ def sheaf_flush_main_batch(s: KmemCache, c: i64, st: i64, strategy: cython.int) 
         batch[i] = s.meta[main + SH_OBJECTS + size + i]
     s.meta[main + SH_SIZE] = size
     pcs_unlock(s, c)
-    slab_free_objects(s, c, st, batch, 0, n, strategy)
     stat_add(s, st, SHEAF_FLUSH, n)
+    slab_free_objects(s, c, st, batch, 0, sheaf_drop_in_use(s, batch, 0, n), strategy)
     return size
 
 

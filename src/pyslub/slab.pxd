@@ -85,6 +85,8 @@ cdef class KmemCache:
     cdef bint slab_pad_check(self, i64 page) noexcept nogil
     cdef i64 take_object(self, i64 page, i64 obj) noexcept nogil
     # cpu slab and cpu partial list (cpu claimed)
+    cdef i64 trim_freelist(self, i64 page, i64 freelist) noexcept nogil
+    cdef i64 mark_freelist(self, i64 page, i64 head, i64 limit, int want, int mark) noexcept nogil
     cdef void deactivate_slab(self, i64 c, i64 st, i64 page, i64 freelist) noexcept nogil
     cdef void flush_slab(self, i64 c, i64 st) noexcept nogil
     cdef void put_cpu_partial(self, i64 c, i64 st, i64 page, bint drain) noexcept nogil

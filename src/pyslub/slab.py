@@ -92,7 +92,10 @@ Deviations from the kernel (each also noted where it happens)
   an object slot of the same slab): a corrupted freelist is reported and treated as its end
   instead of crashing.  List walks are bounded by ``objects``.  In safe mode (``checks``) an
   object taken off any freelist must be free by its state byte, else the list is cut there and
-  the allocation fails with ERR_CORRUPT.
+  the allocation fails with ERR_CORRUPT.  A freelist given back to its slab (deactivation, a
+  7.0 refill's rest) is trimmed first (``trim_freelist``): cut before an object in use or, at
+  deactivation, one on the slab's page.freelist, and behind its last distinct object when it
+  loops; relinking it as it was wrote into held objects and miscounted ``inuse``.
 * Debug flags (F, Z, P, U, T) change the layout and the paths exactly as v4.4 does (no cpu
   partial lists, every free through the locked slow path, one object per slow-path allocation,
   the full list kept for U).  Any of them runs alloc/free_debug_processing (v4.4): pointer and
@@ -430,13 +433,18 @@ def report_text(name, code, a, b, c):
         return (f"BUG {name}: Freepointer corrupt: object {a:#x} (slab {page_addr(c):#x}) "
                 f"points to {b & 0xFFFFFFFFFFFFFFFF:#x}; FIX {name}: freelist truncated, "
                 "the objects after it are leaked")
+    if code == REP_FREELIST_LIVE and b == OBJ_FREEING:      # (trim_freelist at deactivation)
+        return (f"BUG {name}: Freelist points into the slab's other freelist: {a:#x} (slab "
+                f"{page_addr(c):#x}; a write after free?); FIX {name}: freelist cut before it, "
+                "the objects after it are leaked")
     if code == REP_FREELIST_LIVE:
         return (f"BUG {name}: Freelist points to an object in use: {a:#x} (slab "
                 f"{page_addr(c):#x}; a write after free?); FIX {name}: freelist cut before it, "
                 "the objects after it are leaked")
     if code == REP_CYCLE:
         return (f"BUG {name}: Freelist cycle detected in cpu freelist of slab "
-                f"{page_addr(c):#x}; FIX {name}: freelist truncated")
+                f"{page_addr(c):#x}: object {a:#x} points back to {b:#x}; FIX {name}: "
+                f"freelist truncated after {a:#x}")
     if code == REP_INVALID_FREE:
         return (f"BUG {name}: Invalid object pointer {a:#x}; FIX {name}: Object at {b:#x} "
                 "not freed")
@@ -449,6 +457,10 @@ def report_text(name, code, a, b, c):
         return (f"kernel BUG at mm/slub.c:set_freepointer()! {name}: object {a:#x} would point "
                 f"to itself (naive double free or corruption, CONFIG_SLAB_FREELIST_HARDENED); "
                 f"FIX {name}: Object at {a:#x} not freed")
+    if code == REP_SHEAF_LIVE:
+        return (f"BUG {name}: Sheaf holds an object in use: {a:#x} (slab {page_addr(c):#x}; "
+                f"a write after free led a freelist to it?); FIX {name}: Object at {a:#x} not "
+                "given back to its slab")
     if code == REP_ALLOC_CHECK:
         return (f"BUG {name}: Freelist Pointer check fails: object {a:#x} in slab "
                 f"{page_addr(c):#x}; FIX {name}: Marking all objects used")
@@ -1410,9 +1422,101 @@ class KmemCache:
     # Deactivation and the cpu partial list (cpu claimed)
     # =========================================================================================
 
+    def trim_freelist(self, page, freelist):
+        """pyslub addition: make a freelist that is about to be given back to its slab (a cpu
+        freelist at deactivation, the rest of a refill) safe to relink; returns its head.
+
+        A write after free can make it lead to an object in use (safe mode: the state byte
+        says so; the list is cut before it, REP_FREELIST_LIVE, the objects behind it are
+        leaked; a head in use drops the whole list: 0) or loop back into itself (cut behind
+        its last distinct object, REP_CYCLE; Brent's cycle search). Relinking such a list
+        wrote into an object its owner holds, or gave the loop's objects back again and again
+        until ``inuse`` reached 0 and a slab with objects in use was discarded. Only the cut
+        object's free pointer is written. A pointer out of the slab ends the walk here and is
+        left to the caller's get_freepointer_safe() (REP_FP_CORRUPT)."""
+        if freelist == 0:
+            return 0
+        if self.checks and self.state[freelist >> 3] != OBJ_FREE:
+            self.emit(EV_REPORT, REP_FREELIST_LIVE, freelist, self.state[freelist >> 3], page)
+            return 0
+        base: i64 = page << PAGE_SHIFT
+        span: i64 = page_objects(self, page) * self.size
+        limit: i64 = page_objects(self, page)
+        obj: i64 = freelist
+        nxt: i64
+        steps: i64 = 0
+        while True:                                 # each link checked; at most limit steps
+            nxt = get_freepointer(self, obj)
+            if nxt == 0 or bad_freepointer(self, nxt, base, span):
+                return freelist                     # the end (or stage 1's corrupt pointer)
+            if self.checks and self.state[nxt >> 3] != OBJ_FREE:
+                set_freepointer(self, obj, 0)
+                self.emit(EV_REPORT, REP_FREELIST_LIVE, nxt, self.state[nxt >> 3], page)
+                return freelist
+            steps += 1
+            if steps >= limit:                      # more links than the slab has objects
+                break
+            obj = nxt
+        # a loop (every link above is valid): find its length lam, then its first object
+        power: i64 = 1
+        lam: i64 = 1
+        tortoise: i64 = freelist
+        hare: i64 = get_freepointer(self, freelist)
+        while hare != tortoise:
+            if power == lam:
+                tortoise = hare
+                power *= 2
+                lam = 0
+            hare = get_freepointer(self, hare)
+            lam += 1
+        tortoise = freelist
+        hare = freelist
+        k: i64
+        for k in range(lam):  # noqa: B007 (typed C loop counter)
+            hare = get_freepointer(self, hare)
+        while tortoise != hare:
+            tortoise = get_freepointer(self, tortoise)
+            hare = get_freepointer(self, hare)
+        last: i64 = tortoise                        # the loop's last object points at its first
+        for k in range(lam - 1):  # noqa: B007
+            last = get_freepointer(self, last)
+        set_freepointer(self, last, 0)
+        self.emit(EV_REPORT, REP_CYCLE, last, tortoise, page)
+        return freelist
+
+    def mark_freelist(self, page, head, limit, want, mark):
+        """Safe mode, deactivation: set the state byte of at most ``limit`` objects of the
+        list at ``head`` from ``want`` to ``mark``; returns how many. deactivate_slab() marks
+        the frozen slab's page.freelist OBJ_FREEING for trim_freelist(), which then cuts a cpu
+        freelist that a write after free made run into it (relinking those objects put them
+        on it twice and took them off ``inuse`` twice), and unmarks the same objects after.
+        The chain below the head read here is stable while we hold the cpu (remote frees
+        only push new heads: their own objects). The walk stops at the first link out of
+        the slab or not in state ``want`` (a loop, an object in use)."""
+        base: i64 = page << PAGE_SHIFT
+        span: i64 = page_objects(self, page) * self.size
+        obj: i64 = head
+        n: i64 = 0
+        while obj and n < limit and not bad_freepointer(self, obj, base, span):
+            if self.state[obj >> 3] != want:
+                break
+            self.state[obj >> 3] = mark
+            n += 1
+            obj = get_freepointer(self, obj)
+        return n
+
     def deactivate_slab(self, c, st, page, freelist):
         """deactivate_slab() (v4.4, two stages): give a cpu slab back to the node."""
         r: i64 = page * PM_STRIDE
+        if freelist:
+            head: i64 = self.pm[r + PM_FREELIST]
+            marked: i64 = 0
+            if self.checks and head:
+                marked = self.mark_freelist(page, head, page_objects(self, page), OBJ_FREE,
+                                            OBJ_FREEING)
+            freelist = self.trim_freelist(page, freelist)
+            if marked:
+                self.mark_freelist(page, head, marked, OBJ_FREEING, OBJ_FREE)
         tail: cython.int = DEACTIVATE_TO_HEAD_POS
         if self.pm[r + PM_FREELIST]:
             stat(self, st, DEACTIVATE_REMOTE_FREES)
@@ -1979,8 +2083,11 @@ class KmemCache:
             return 0
         if self.checks:
             self.state[fl >> 3] = OBJ_LIVE
-        counters = self.pm[r + PM_COUNTERS]
-        if (counters & INUSE_MASK) == (counters >> OBJECTS_SHIFT) & OBJECTS_MASK:
+        # the kernel tests inuse == objects; pyslub tests the freelist it left, the same
+        # unless get_freepointer_safe() cut a corrupted one: such a slab has no free object
+        # left either, and free_to_partial_list() takes a freelist of NULL to mean "on the
+        # full list" (left on the partial list, the next free listed it a second time)
+        if nxt == 0:
             self.remove_partial(page)
             self.add_full(page)
         return fl
@@ -2101,16 +2208,34 @@ class KmemCache:
                 if bad_freepointer(self, fp, base, span):
                     fp = self.freepointer_corrupt(fl, fp, page)
                 fl = fp
+            if fl and checks and self.state[fl >> 3] != OBJ_FREE:
+                self.emit(EV_REPORT, REP_FREELIST_LIVE, fl, self.state[fl >> 3], page)
+                fl = 0                              # (the rest: leaked, on purpose)
             if fl:                                  # more than wanted: give the rest back
                 last = fl
                 cnt = 1
                 nobj: i64 = page_objects(self, page)
-                while cnt <= nobj:
+                looped: cython.bint = False
+                while True:             # (trim_freelist's checks, in the walk to the tail)
                     nxt2: i64 = get_freepointer(self, last)
                     if bad_freepointer(self, nxt2, base, span):
                         nxt2 = self.freepointer_corrupt(last, nxt2, page)
                     if nxt2 == 0:
                         break
+                    if checks and self.state[nxt2 >> 3] != OBJ_FREE:
+                        set_freepointer(self, last, 0)      # cut before an object in use
+                        self.emit(EV_REPORT, REP_FREELIST_LIVE, nxt2, self.state[nxt2 >> 3],
+                                  page)
+                        break
+                    if cnt >= nobj:     # more links than objects: a loop; cut it, walk again
+                        if looped:
+                            set_freepointer(self, last, 0)  # (cannot happen: trim cut it)
+                            break
+                        looped = True
+                        self.trim_freelist(page, fl)
+                        last = fl
+                        cnt = 1
+                        continue
                     last = nxt2
                     cnt += 1
                 self.slab_free70(st, page, fl, last, cnt)
