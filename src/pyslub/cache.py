@@ -380,7 +380,7 @@ class Cache(KmemCache):
                              f"size of cache {self.name!r})")
         self._check_alive()
         cs: i64 = current_cpu(self)
-        cpu: i64 = cs & 0xFFFFFFFF
+        cpu: i64 = cs & CPU_MASK
         obj: i64 = kmalloc_cache(self, cpu_rec(self, cpu), stats_rec(self, cpu, cs >> 32),
                                  size)
         if self.ring[R_WPOS] != self.ring[R_RPOS]:
