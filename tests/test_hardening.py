@@ -207,6 +207,21 @@ def test_naive_double_free_in_one_bulk_array_is_dropped_not_linked(strategy):
     assert len(c.reports) == 1
 
 
+@pytest.mark.parametrize("strategy", pyslub.FREE_BULK_STRATEGIES)
+def test_naive_double_free_on_a_slab_that_is_not_the_cpu_slab_counts_once(strategy):
+    """The same through __slab_free (the slab is not the cpu slab): the count given with the
+    list is the objects linked. The swap builder counted the dropped duplicate too: inuse
+    one too low."""
+    mem = Memory(size=8 << 20, nr_cpus=1, checks=False, freelist_hardened=True)
+    c = mem.create_cache("h", 64)
+    objs = c.alloc_many(c.objects * 2)                # slab 1 full, no longer the cpu slab
+    a, b = int(objs[0]), int(objs[1])
+    with pytest.raises(SlabError, match="naive double free"):
+        c.free_bulk(np.array([b, a, a], dtype=np.uint64), strategy=strategy)
+    assert c.slab_state(c.slab_of(a))["inuse"] == c.objects - 2
+    assert c.validate() == [f"reported: {r}" for r in c.reports] and len(c.reports) == 1
+
+
 # ---- CONFIG_SLAB_FREELIST_RANDOM --------------------------------------------------------------
 
 @pytest.mark.parametrize("slub", ["4.4", "6.18"])

@@ -379,13 +379,14 @@ def build_detached_freelist_swap(s: KmemCache, size: i64, p: cython.p_longlong,
         size -= 1
         obj = p[size]
         if virt_to_head_page(s, obj) == page:
-            set_freepointer(s, obj, head)
-            head = obj
-            cnt += 1
             same -= 1
             if size != same:
                 p[size] = p[same]
                 p[same] = obj
+            if set_freepointer(s, obj, head):  # BUG_ON: the duplicate is dropped (and out
+                continue                       # of the window, as a linked one)
+            head = obj
+            cnt += 1
             continue
         lookahead -= 1
         if lookahead == 0:
