@@ -12,6 +12,8 @@ Whatever the writes do to the free pointers stored in freed objects, afterwards:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,8 @@ from hypothesis import strategies as st
 import pyslub
 from pyslub import Memory, SlabError
 
-EXAMPLES = 60 if pyslub.COMPILED else 15
+# PYSLUB_UAF_EXAMPLES=5000 for a long run (docs/debugging.md)
+EXAMPLES = int(os.environ.get("PYSLUB_UAF_EXAMPLES", 60 if pyslub.COMPILED else 15))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

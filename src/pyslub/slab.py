@@ -1532,10 +1532,9 @@ class KmemCache:
             if nextfree == 0:
                 break
             steps += 1
-            if steps > limit:                       # a cycle: double free into the cpu list
-                self.emit(EV_REPORT, REP_CYCLE, 0, 0, page)
-                freelist = 0
-                break
+            if steps > limit:       # trim_freelist cut any loop: only a write racing with
+                self.emit(EV_REPORT, REP_CYCLE, freelist, nextfree, page)   # us gets here;
+                break               # freelist stays the last object (stage 2 links it)
             while True:
                 prior = self.pm[r + PM_FREELIST]
                 counters = self.pm[r + PM_COUNTERS]
